@@ -1,0 +1,89 @@
+"""The ``deepfake-keras`` command.
+
+Subcommands are registered in :data:`COMMANDS` (name -> (add arguments, run)).
+Exit status: 0 all went well, 1 some input failed (each one reported), 2 the
+command could not run (bad arguments, missing dataset parts; the message says
+what to do).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import ExtractConfig
+
+
+def _add_extract(p: argparse.ArgumentParser) -> None:
+    from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+
+    d = ExtractConfig()
+    p.add_argument("--dataset", required=True, choices=["celebdf", "ffpp", "folder"],
+                   help="layout of --root: Celeb-DF v2, FaceForensics++, or any folder of videos (or one video)")
+    p.add_argument("--root", required=True, help="the dataset folder as downloaded (never written to)")
+    p.add_argument("--out", required=True, help="the face store to fill (created if needed; re-runs resume)")
+    p.add_argument("--splits", help="FF++: folder with the official train/val/test.json "
+                                    "(default: <root>/splits, <root>/dataset/splits or <root>)")
+    p.add_argument("--compression", nargs="+", default=["c40"], choices=FFPP_COMPRESSIONS,
+                   help="FF++ compression level(s) (default: c40, the paper's)")
+    p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS,
+                   help="FF++ manipulation methods (default: all four)")
+    p.add_argument("--frames", type=int, default=d.frames_per_video, help=f"frames per video, at most (default {d.frames_per_video})")
+    p.add_argument("--fps", type=float, default=d.fps,
+                   help="sample at this many frames per second of video (default: evenly spaced frames)")
+    p.add_argument("--crop-size", type=int, default=d.crop_size, help=f"side of the square crops in pixels (default {d.crop_size})")
+    p.add_argument("--margin", type=float, default=d.margin,
+                   help=f"crop side = (1 + margin) x the face box's longer side (default {d.margin})")
+    p.add_argument("--detect-size", type=int, default=d.detect_size,
+                   help=f"longer frame side for MTCNN's first two stages, 0 = full resolution (default {d.detect_size})")
+    p.add_argument("--min-face", type=float, default=d.min_face,
+                   help=f"smallest face searched for, as a fraction of the shorter frame side (default {d.min_face})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per MTCNN batch")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (default 1; 0 = in this process, no protection against decoder crashes)")
+    p.add_argument("--retry-failed", action="store_true", help="retry videos that failed in an earlier run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_extract(args) -> int:
+    from .data.datasets import LOADERS
+    from .data.extract import extract
+
+    config = ExtractConfig(frames_per_video=args.frames, fps=args.fps, crop_size=args.crop_size, margin=args.margin,
+                           detect_size=args.detect_size, min_face=args.min_face, batch_size=args.batch_size)
+    if args.dataset == "ffpp":
+        manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
+    else:
+        manifest = LOADERS[args.dataset](args.root)
+    print(f"{len(manifest)} video(s) in {args.root} ({args.dataset}); face store: {args.out}", file=sys.stderr)
+    summary = extract(manifest, args.out, config, workers=args.workers, retry_failed=args.retry_failed,
+                      dataset_roots=[args.root], progress=not args.quiet)
+    print(summary)
+    print(f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv")
+    return 1 if summary.failed else 0
+
+
+COMMANDS = {
+    "extract": ("sample frames, detect faces with MTCNN and fill a face store", _add_extract, _run_extract),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="deepfake-keras", description="Detecting Deepfakes with Metric Learning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    from .data.datasets import DatasetError
+    from .data.store import StoreError
+
+    try:
+        return args.run(args)
+    except (DatasetError, StoreError, ValueError) as e:
+        print(f"deepfake-keras {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The face store: cached face crops on disk, in one documented layout.
+
+::
+
+    <store>/
+      extract_config.json   the ExtractConfig the crops were made with
+      faces.csv             one row per crop: the video's manifest columns, frame,
+                            crop (path relative to <store>), box x1 y1 x2 y2 (video
+                            pixels), confidence, five landmarks, n_faces in the frame
+      failures.csv          one row per video that yielded no face: store_key, path, reason
+      videos.csv            one row per video: manifest columns, status, counts
+      <store_key>/          e.g. ffpp/c40/NeuralTextures/004_982, celebdf/Celeb-real/id0_0000
+        000123.png          the crop of frame 123 (RGB, crop_size x crop_size)
+        faces.csv           this video's rows
+        video.json          its manifest row, status (ok | failed), reason, counts, video info
+
+A video is done when its ``video.json`` exists. Each video folder is written
+under ``<store>/.tmp/`` and renamed into place in one step, and the index CSVs
+are written to a temporary file and renamed, so a run killed at any moment
+leaves no partial file in the store, and a second run skips what is done and
+ends with the same store as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ..config import ExtractConfig
+from .datasets import MANIFEST_COLUMNS
+from .faces import LANDMARKS
+
+FACE_COLUMNS = (["frame", "crop", "x1", "y1", "x2", "y2", "confidence"]
+                + [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"] + ["n_faces"])
+VIDEO_COLUMNS = MANIFEST_COLUMNS + ["status", "reason", "frames_sampled", "frames_with_face"]
+# settings that change what is stored; a store refuses to mix them
+_STORE_SETTINGS = ("frames_per_video", "fps", "crop_size", "margin", "detect_size", "min_face", "max_frame_side")
+
+
+class StoreError(ValueError):
+    """A face store that cannot be used as asked; the message says why and what to do."""
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FaceStore:
+    """A face store at ``root`` made with ``config`` (see the module docstring)."""
+
+    def __init__(self, root, config: ExtractConfig):
+        self.root = Path(root).resolve()
+        self.config = config
+        saved = self.root / "extract_config.json"
+        wanted = {k: config.to_dict()[k] for k in _STORE_SETTINGS}
+        if saved.is_file():
+            have = json.loads(saved.read_text())
+            diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+            if diff:
+                desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+                raise StoreError(f"{self.root} holds faces extracted with other settings ({desc}); "
+                                 f"use the same settings or another --out folder")
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
+                             f"choose an empty or new --out folder")
+        else:
+            write_atomic(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+        self._clean_tmp()
+
+    @classmethod
+    def open(cls, root) -> "FaceStore":
+        """An existing store, with the settings it was made with."""
+        saved = Path(root) / "extract_config.json"
+        if not saved.is_file():
+            raise StoreError(f"{root} is not a face store (no extract_config.json); run `deepfake-keras extract` first")
+        return cls(root, ExtractConfig.from_dict(json.loads(saved.read_text())))
+
+    # ------------------------------------------------------------ per video
+    def video_dir(self, store_key: str) -> Path:
+        return self.root / store_key
+
+    def status(self, store_key: str):
+        """The video's ``video.json`` as a dict, or None if it is not done."""
+        path = self.video_dir(store_key) / "video.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_video(self, store_key: str, crops: list, rows: list, meta: dict) -> None:
+        """Store one video in one step: ``crops`` [(frame, RGB array)], ``rows`` (dicts with
+        :data:`FACE_COLUMNS` but ``crop``), ``meta`` for ``video.json``."""
+        tmp = self.root / ".tmp" / f"{os.getpid()}-{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        try:
+            for frame, image in crops:
+                ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                if not ok:
+                    raise OSError(f"could not encode the crop of frame {frame} of {store_key} as PNG")
+                (tmp / f"{frame:06d}.png").write_bytes(png.tobytes())
+            table = pd.DataFrame(rows, columns=FACE_COLUMNS)
+            table["crop"] = [f"{store_key}/{f:06d}.png" for f in table["frame"]]
+            table.to_csv(tmp / "faces.csv", index=False)
+            (tmp / "video.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            final = self.video_dir(store_key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            old = None
+            if final.exists():  # a re-run of a failed video: move the old result aside first
+                old = self.root / ".tmp" / f"{os.getpid()}-{uuid.uuid4().hex}-old"
+                os.rename(final, old)
+            os.rename(tmp, final)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _clean_tmp(self) -> None:
+        """Remove temporary folders left by killed runs (not those of a live process)."""
+        tmp = self.root / ".tmp"
+        if not tmp.is_dir():
+            return
+        for child in tmp.iterdir():
+            pid = child.name.split("-")[0]
+            if not (pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()):
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+
+    # ------------------------------------------------------------ index
+    def video_jsons(self) -> list:
+        return sorted(p for p in self.root.rglob("video.json") if ".tmp" not in p.relative_to(self.root).parts)
+
+    def rebuild_index(self) -> tuple:
+        """Rewrite ``videos.csv``, ``faces.csv`` and ``failures.csv`` from the stored videos;
+        returns (videos, faces) tables."""
+        metas, face_tables = [], []
+        for path in self.video_jsons():
+            meta = json.loads(path.read_text())
+            metas.append(meta)
+            faces = pd.read_csv(path.parent / "faces.csv", dtype={"crop": str})
+            if len(faces):
+                for col in MANIFEST_COLUMNS:
+                    faces.insert(MANIFEST_COLUMNS.index(col), col, meta[col])
+                face_tables.append(faces)
+        videos = pd.DataFrame(metas, columns=VIDEO_COLUMNS)
+        if len(videos):
+            videos = videos.sort_values("store_key").reset_index(drop=True)
+        faces = (pd.concat(face_tables, ignore_index=True) if face_tables
+                 else pd.DataFrame(columns=MANIFEST_COLUMNS + FACE_COLUMNS))
+        if len(faces):
+            faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
+        failures = videos.loc[videos["status"] != "ok", ["store_key", "video_id", "path", "reason"]]
+        for name, table in (("videos.csv", videos), ("faces.csv", faces), ("failures.csv", failures)):
+            write_atomic(self.root / name, table.to_csv(index=False).encode())
+        return videos, faces
+
+    def faces(self) -> pd.DataFrame:
+        """The ``faces.csv`` index (one row per crop)."""
+        path = self.root / "faces.csv"
+        if not path.is_file():
+            raise StoreError(f"{path} not found; run `deepfake-keras extract` to fill the store")
+        return pd.read_csv(path, dtype={"video_id": str, "target_id": str, "source_id": str,
+                                        "compression": str, "method": str}, keep_default_na=False)
+
+    def load_crop(self, crop: str) -> np.ndarray:
+        """A stored crop as an RGB uint8 array."""
+        image = cv2.imread(str(self.root / crop), cv2.IMREAD_COLOR)
+        if image is None:
+            raise StoreError(f"{self.root / crop}: missing or unreadable crop")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
