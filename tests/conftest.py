@@ -1,0 +1,42 @@
+"""Shared fixtures: the real test data in ../shared/data (skipped with a reason where absent)."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(os.environ.get("DEEPFAKE_KERAS_TEST_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+
+
+def shared(*parts) -> Path:
+    """A path under the shared real test data; skips the test if it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not found: {path} (set DEEPFAKE_KERAS_TEST_DATA to the shared data folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ffpp_mini() -> Path:
+    return shared("ffpp_mini")
+
+
+@pytest.fixture(scope="session")
+def ffpp_splits() -> Path:
+    return shared("ffpp_splits")
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """One fast MTCNN detector for the whole session (building one costs seconds)."""
+    from deepfake_keras.data.faces import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def naive_mtcnn():
+    from mtcnn import MTCNN
+
+    return MTCNN()
