@@ -153,9 +153,15 @@ def box_area(box) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
-def select_largest(faces: list):
-    """The face with the largest box, or None."""
-    return max(faces, key=lambda f: box_area(f["box"])) if faces else None
+def select_largest(faces: list, min_confidence: float = 0.95):
+    """The face with the largest box among those with confidence >= ``min_confidence``
+    (among all if none is that sure), or None.
+
+    Largest-of-all alone picks MTCNN's large low-confidence false positives
+    (seen on FF++ ``004.mp4``: a 0.82 box on a background larger than the face).
+    """
+    sure = [f for f in faces if f["confidence"] >= min_confidence] or faces
+    return max(sure, key=lambda f: box_area(f["box"])) if sure else None
 
 
 def iou(a, b) -> float:
