@@ -1,0 +1,9 @@
+"""Models of the paper, one module each.
+
+- :mod:`.triplet`: the triplet head on face embeddings (semi-hard and random-pick
+  triplet losses), its balanced batch sampler, training and embedding.
+- :mod:`.classifiers`: Random Forest and SGD on the triplet embeddings.
+
+Import the modules themselves (``from deepfake_keras.models import triplet``):
+this package imports nothing, so that importing it never loads TensorFlow.
+"""

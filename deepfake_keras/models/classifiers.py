@@ -1,0 +1,81 @@
+"""Classifiers on the triplet embeddings (paper IV.C, Table III): Random Forest and SGD.
+
+Each frame's embedding gets a probability of fake from a scikit-learn
+classifier; :func:`deepfake_keras.evaluation.video_scores` averages a video's
+frames (the paper: video score = mean of its frame scores).
+
+Choices (the paper names the classifiers only):
+
+- ``"rf"``: ``RandomForestClassifier`` (100 trees, scikit-learn's defaults);
+  its probability is the mean of the trees' leaf frequencies.
+- ``"sgd"``: ``SGDClassifier(loss="log_loss")`` after a ``StandardScaler``:
+  logistic regression fitted by SGD, whose ``predict_proba`` is a smooth
+  sigmoid. ``loss="modified_huber"`` also has a ``predict_proba``, but it clips
+  to exactly 0 and 1 over whole regions, which ties many scores and blunts the
+  AUC and EER. The scaler matters for raw FaceNet embeddings (the "without
+  triplet" baseline); on unit-length triplet embeddings it is harmless.
+- ``class_weight="balanced"`` for both, so that a 7:1 fake:real imbalance
+  (Celeb-DF) does not push every probability above 0.5; on balanced data
+  (FF++ NeuralTextures vs pristine) it changes nothing. Pass ``None`` for
+  unweighted fits.
+
+Labels: 1 = fake, 0 = real; :func:`frame_scores` returns the probability of
+class 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = ["CLASSIFIERS", "fit_classifier", "frame_scores"]
+
+
+def _random_forest(seed, class_weight, **params):
+    params = {"n_estimators": 100, "n_jobs": None, **params}
+    return RandomForestClassifier(random_state=seed, class_weight=class_weight, **params)
+
+
+def _sgd(seed, class_weight, **params):
+    params = {"loss": "log_loss", "max_iter": 1000, "tol": 1e-3, **params}
+    return make_pipeline(StandardScaler(), SGDClassifier(random_state=seed, class_weight=class_weight, **params))
+
+
+#: kind -> builder(seed, class_weight, **params) of an unfitted estimator with ``predict_proba``
+CLASSIFIERS = {"rf": _random_forest, "sgd": _sgd}
+
+
+def fit_classifier(kind: str, x, y, seed: int = 0, class_weight="balanced", **params):
+    """A fitted scikit-learn classifier (``"rf"`` or ``"sgd"``) of embeddings ``x`` with labels ``y``.
+
+    ``params`` go to the estimator (e.g. ``n_estimators=300``, ``n_jobs=-1``
+    for RF; ``alpha=1e-3`` for SGD); ``seed`` is its ``random_state``. The
+    result has ``predict_proba``; use :func:`frame_scores` for P(fake).
+    """
+    if kind not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier kind {kind!r}; choose one of {sorted(CLASSIFIERS)}")
+    if kind == "sgd" and params.get("loss", "log_loss") not in ("log_loss", "modified_huber"):
+        raise ValueError(f"SGD loss {params['loss']!r} has no predict_proba; use 'log_loss' or 'modified_huber'")
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"x must be (n, d) and y (n,), got shapes {x.shape} and {y.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x holds NaN or infinite values")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"a classifier needs both classes; y holds only {np.unique(y).tolist()}")
+    clf = CLASSIFIERS[kind](seed, class_weight, **params)
+    return clf.fit(x, y)
+
+
+def frame_scores(clf, x) -> np.ndarray:
+    """P(fake) = the ``predict_proba`` column of class 1, one float per row of ``x``."""
+    classes = list(getattr(clf, "classes_", []))
+    if 1 not in classes:
+        raise ValueError(f"the classifier was not fitted with class 1 (fake); its classes are {classes}")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (samples, features), got shape {x.shape}")
+    return clf.predict_proba(x)[:, classes.index(1)].astype(float)
