@@ -1,0 +1,1 @@
+"""Looking inside the models: t-SNE of embeddings, Grad-CAM of the Xception classifier."""

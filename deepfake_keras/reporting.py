@@ -1,0 +1,175 @@
+"""Saved results -> tables beside the paper's numbers, and figures.
+
+Nothing here trains: every function reads what an experiment saved
+(``metrics.json``, ``predictions.csv``, ``tsne.csv``), so tables and figures
+can be redrawn without retraining (``deepfake-keras report RUN_DIR``).
+Numbers in tables are percentages, as in the paper; the paper's numbers are
+marked as reported by the paper, ours as measured.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# ---------------------------------------------------------------- the paper's numbers (percent)
+
+PAPER_TABLE_1 = [  # AUC on Celeb-DF; the first rows are prior methods as reported in the paper (from Celeb-DF's paper)
+    ("MesoInception4", 53.6), ("Two-Stream", 53.8), ("Muti-task", 54.3), ("HeadPose", 54.6), ("Meso-4", 54.8),
+    ("VA-MLP", 55.0), ("VA-LogReg", 55.1), ("FWA", 56.9), ("Capsule", 57.5), ("DSP-FWA", 64.6), ("Xception", 65.5),
+    ("Ours (Frames only)", 99.2), ("Ours (Triplets)", 99.7),
+]
+PAPER_TABLE_2 = [  # accuracy on FF++ c40
+    ("Frames only", 49.82), ("3d Convolution", 43.47), ("Frames + LSTM/GRU", 55.8), ("Triplets (Semi-hard)", 86.74),
+]
+PAPER_TABLE_3 = {  # semi-hard triplets, FF++ c40 NeuralTextures vs pristine
+    "Triplets + RF": {"P": 89.84, "R": 82.73, "F1": 86.14, "AUC": 92.85, "EER": 12.14},
+    "Triplets + SGD": {"P": 90.55, "R": 82.74, "F1": 86.47, "AUC": 92.9, "EER": 10.07},
+}
+PAPER_TABLE_4 = [  # per-class accuracy: NeuralTextures, pristine
+    ("Steg. Features + SVM", 55.84, 56.94), ("Cozzolino et al.", 62.15, 56.27), ("Bayar and Stamm", 74.36, 53.87),
+    ("Rahmouni et al.", 59.99, 56.79), ("MesoNet", 44.81, 77.58), ("XceptionNet", 78.06, 75.27), ("Ours", 90.71, 82.73),
+]
+PAPER = "reported by the paper"
+MEASURED = "measured (this run)"
+
+
+def pct(x):
+    """A fraction as a percentage rounded to 2 decimals (NaN stays NaN)."""
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(100 * float(x), 2)
+
+
+def title_of(text: str, demo: bool) -> str:
+    return f"DEMO data: {text}" if demo else text
+
+
+# ---------------------------------------------------------------- tables
+
+def markdown(df: pd.DataFrame) -> str:
+    """A pipe table (no extra dependency)."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+def write_table(df: pd.DataFrame, out_dir, name: str, title: str, notes: str = "") -> Path:
+    """``<name>.md`` (title, pipe table, notes) and its CSV twin ``<name>.csv``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = f"# {title}\n\n{markdown(df)}\n"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    (out_dir / f"{name}.md").write_text(text)
+    df.to_csv(out_dir / f"{name}.csv", index=False)
+    return out_dir / f"{name}.md"
+
+
+def table_1(measured: dict) -> pd.DataFrame:
+    """Celeb-DF AUC: the paper's rows, then ours. ``measured``: row name -> AUC fraction."""
+    rows = [(m, auc, PAPER) for m, auc in PAPER_TABLE_1]
+    rows += [(f"{name} [this run]", pct(auc), MEASURED) for name, auc in measured.items()]
+    return pd.DataFrame(rows, columns=["Method", "AUC (%)", "Source"])
+
+
+def table_2(measured: dict) -> pd.DataFrame:
+    """FF++ c40 accuracy: each paper row beside ours. ``measured``: row name -> accuracy fraction;
+    names not in the paper's table are appended as our extra rows."""
+    paper = dict(PAPER_TABLE_2)
+    names = [m for m, _ in PAPER_TABLE_2] + [m for m in measured if m not in paper]
+    rows = [(m, paper.get(m), pct(measured.get(m)), "paper row" if m in paper else "ours (not in the paper)")
+            for m in names]
+    return pd.DataFrame(rows, columns=["Model", "Paper accuracy (%)", "Measured accuracy (%)", "Row"])
+
+
+def table_3(measured: dict) -> pd.DataFrame:
+    """P/R/F1/AUC/EER. ``measured``: row name -> metrics dict (fractions, as from
+    :func:`evaluation.binary_metrics`)."""
+    rows = []
+    for name in list(PAPER_TABLE_3) + [m for m in measured if m not in PAPER_TABLE_3]:
+        if name in PAPER_TABLE_3:
+            rows.append([name, PAPER, *PAPER_TABLE_3[name].values()])
+        if name in measured:
+            m = measured[name]
+            rows.append([name, MEASURED, pct(m["precision"]), pct(m["recall"]), pct(m["f1"]), pct(m["auc"]),
+                         pct(m["eer"])])
+    return pd.DataFrame(rows, columns=["Model", "Source", "P", "R", "F1", "AUC", "EER"])
+
+
+def table_4(measured: dict) -> pd.DataFrame:
+    """Per-class accuracy, fakes (NeuralTextures) and pristine. ``measured``: row name -> metrics
+    dict with ``acc_fake`` and ``acc_real``."""
+    rows = [(m, nt, pr, PAPER) for m, nt, pr in PAPER_TABLE_4]
+    rows += [(f"{name} [this run]", pct(m["acc_fake"]), pct(m["acc_real"]), MEASURED) for name, m in measured.items()]
+    return pd.DataFrame(rows, columns=["Model", "NeuralTexture (%)", "Pristine (%)", "Source"])
+
+
+# ---------------------------------------------------------------- figures
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path) -> Path:
+    """PNG (and a PDF twin) at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_roc(predictions: pd.DataFrame, curves: dict, path, title: str) -> Path:
+    """ROC curves from a predictions table: ``curves`` maps a legend name to a score column;
+    ``label`` holds 1 = fake."""
+    from .evaluation import roc_points
+    from sklearn.metrics import roc_auc_score
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, col in curves.items():
+        rows = predictions.dropna(subset=[col])
+        roc = roc_points(rows["label"], rows[col])
+        auc = roc_auc_score(rows["label"], rows[col])
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC {100 * auc:.1f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake called fake)",
+           title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_tsne(points: pd.DataFrame, path, title: str) -> Path:
+    """One panel per value of ``panel`` in a table with ``panel, x, y, label`` (1 = fake), in the
+    order the panels first appear."""
+    plt = _pyplot()
+    panels = list(dict.fromkeys(points["panel"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        rows = points[points["panel"] == panel]
+        for label, colour, name in ((0, "tab:blue", "real"), (1, "tab:red", "fake")):
+            sel = rows[rows["label"] == label]
+            ax.scatter(sel["x"], sel["y"], s=6, c=colour, alpha=0.6, label=name, linewidths=0)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def load_json(path) -> dict:
+    return json.loads(Path(path).read_text())
