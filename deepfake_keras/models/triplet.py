@@ -166,7 +166,8 @@ def semi_hard_loss(margin: float = MARGIN, distance: str = DISTANCE) -> tf.keras
     What it computes, per batch (labels ``y``, distances ``D`` of
     ``distance``): for every ordered positive pair ``(a, p)``, ``a != p``,
     ``y_a == y_p``, the negative distance is the smallest ``D[a, n]`` with
-    ``D[a, n] > D[a, p]`` (strictly; the semi-hard negative), or, if no
+    ``D[a, n] > D[a, p]`` (strictly; the semi-hard negative of the paper when
+    it is also within the margin, else an easy one whose loss is 0), or, if no
     negative is that far, the largest ``D[a, n]``; the loss is the mean over
     all such pairs of ``max(margin + D[a, p] - D[a, n], 0)`` (zeros included).
     An anchor with no negative in the batch counts ``D[a, n] = 0``; a batch
