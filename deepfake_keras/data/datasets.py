@@ -24,6 +24,7 @@ store_key  where the video's faces live in the face store, relative and unique
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +43,12 @@ CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 
 class DatasetError(ValueError):
     """A dataset that is not as expected; the message says what is missing and where it looked."""
+
+
+def _printable(name: str) -> str:
+    """A file name with any bytes that are not UTF-8 (which Python keeps as lone surrogates)
+    shown as ``\\xNN``, so that it can be printed and written to the face store's CSVs."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _videos_in(folder: Path) -> list:
@@ -207,8 +214,8 @@ def folder_manifest(root) -> pd.DataFrame:
         raise DatasetError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) under {root}")
     rows = []
     for path in paths:
-        rel = path.relative_to(base).as_posix()  # keeps the extension: a.mp4 and a.avi stay apart
-        rows.append([path.stem, str(path), UNKNOWN, "predict", "folder", "", "", "", "", f"folder/{rel}"])
+        rel = _printable(path.relative_to(base).as_posix())  # keeps the extension: a.mp4 and a.avi stay apart
+        rows.append([_printable(path.stem), str(path), UNKNOWN, "predict", "folder", "", "", "", "", f"folder/{rel}"])
     return _table(rows)
 
 

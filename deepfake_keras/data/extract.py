@@ -160,7 +160,9 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
         bar.set_postfix(failed=summary.failed, faces=summary.faces)
 
     try:
-        if workers <= 0:
+        if not todo:  # all done already: no need to load MTCNN
+            pass
+        elif workers <= 0:
             detector = FaceDetector(config.detect_size, config.min_face)
             for row in todo:
                 record(_process(row, store, detector))

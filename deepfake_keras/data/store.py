@@ -172,7 +172,9 @@ class FaceStore:
             faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
         failures = videos.loc[videos["status"] != "ok", ["store_key", "video_id", "path", "reason"]]
         for name, table in (("videos.csv", videos), ("faces.csv", faces), ("failures.csv", failures)):
-            write_atomic(self.root / name, table.to_csv(index=False).encode())
+            # a path whose name is not UTF-8 (lone surrogates) is written with \xNN escapes
+            text = table.to_csv(index=False).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            write_atomic(self.root / name, text.encode())
         return videos, faces
 
     def faces(self) -> pd.DataFrame:

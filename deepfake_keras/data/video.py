@@ -57,6 +57,10 @@ def _open(path) -> cv2.VideoCapture:
         raise VideoError(path, "file not found")
     if path.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the name: OpenCV crashes (segfault) on such a str
+        raise VideoError(path, "file name is not valid UTF-8, which OpenCV cannot open; rename the file") from None
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
