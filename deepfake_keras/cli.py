@@ -59,7 +59,7 @@ def _run_extract(args) -> int:
                       dataset_roots=[args.root], progress=not args.quiet)
     print(summary)
     print(f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.failed_before else 0
 
 
 COMMANDS = {

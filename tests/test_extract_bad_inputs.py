@@ -334,8 +334,11 @@ def test_cli_exit_status_retry_and_worker_process(tmp_path, capsys):
     assert listing(root) == before
 
     corpus.one_frame(root, "late download.mp4")  # the download is finished now
-    cli.main([*args, "--workers", "0"])  # without --retry-failed the failure stays recorded
-    assert "2 already in the store (skipped)" in capsys.readouterr().out
+    # without --retry-failed the failure stays recorded, and the exit status still says so
+    assert cli.main([*args, "--workers", "0"]) == 1
+    text = capsys.readouterr().out
+    assert "2 already in the store (skipped, 1 of them failed before)" in text
+    assert "FAILED folder/late download.mp4: empty file (0 bytes) (in an earlier run; --retry-failed retries)" in text
     assert read_index(out, "failures.csv")["store_key"].tolist() == ["folder/late download.mp4"]
 
     before = listing(root)

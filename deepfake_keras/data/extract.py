@@ -104,12 +104,14 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    failed_before: int = 0  # skipped, but failed in an earlier run (retry with retry_failed)
     faces: int = 0
     seconds: float = 0.0
     failures: list = field(default_factory=list)  # (store_key, reason)
 
     def __str__(self) -> str:
-        text = (f"{self.videos} video(s): {self.done} extracted, {self.skipped} already in the store (skipped), "
+        text = (f"{self.videos} video(s): {self.done} extracted, {self.skipped} already in the store (skipped"
+                f"{f', {self.failed_before} of them failed before' if self.failed_before else ''}), "
                 f"{self.failed} failed; {self.faces} face crop(s) written in {self.seconds:.1f} s")
         for key, reason in self.failures:
             text += f"\n  FAILED {key}: {reason}"
@@ -147,6 +149,9 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
             todo.append(row)
         else:
             summary.skipped += 1
+            if status["status"] != "ok":
+                summary.failed_before += 1
+                summary.failures.append((row["store_key"], f"{status['reason']} (in an earlier run; --retry-failed retries)"))
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not progress)
 
     def record(meta):
