@@ -62,8 +62,41 @@ def _run_extract(args) -> int:
     return 1 if summary.failed or summary.failed_before else 0
 
 
+def _add_embed(p: argparse.ArgumentParser) -> None:
+    from .embeddings import FACENET_MARGIN
+    from .weights import STANDARDIZATIONS, WEIGHTS
+
+    facenets = [n for n, s in WEIGHTS.items() if s.kind == "facenet"]
+    p.add_argument("--store", required=True, help="a face store filled by `deepfake-keras extract`")
+    p.add_argument("--facenet", default="facenet-vggface2-512",
+                   help=f"{' | '.join(facenets)} | PATH to an h5 weights file with keras-facenet's layer names "
+                        f"(default facenet-vggface2-512, the paper's 512-d FaceNet)")
+    p.add_argument("--margin", type=float, default=FACENET_MARGIN,
+                   help=f"FaceNet sees the centre of each stored crop that this margin covers "
+                        f"(default {FACENET_MARGIN}; at most the store's own margin)")
+    p.add_argument("--standardization", choices=STANDARDIZATIONS,
+                   help="override the weights' own input standardisation")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per FaceNet batch (default 64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_embed(args) -> int:
+    from .embeddings import embed_store
+    from .weights import WeightsError
+
+    try:
+        table, emb = embed_store(args.store, args.facenet, batch_size=args.batch_size, progress=not args.quiet,
+                                 margin=args.margin, standardization=args.standardization)
+    except WeightsError as e:
+        print(f"deepfake-keras embed: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(table)} face(s) -> {emb.shape[1]}-d {args.facenet} embeddings, cached in {args.store}/embeddings/")
+    return 0
+
+
 COMMANDS = {
     "extract": ("sample frames, detect faces with MTCNN and fill a face store", _add_extract, _run_extract),
+    "embed": ("FaceNet embeddings of every face of a face store, cached in the store", _add_embed, _run_embed),
 }
 
 

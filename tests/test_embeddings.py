@@ -245,3 +245,29 @@ def test_verification_pairs_separate_with_msceleb_facenet(tmp_path, detector, fa
     assert results[spec.standardization] >= 0.95
     # a second run computes nothing
     E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=NoModel())
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_embed_uses_the_cache_and_reports_errors(tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    from deepfake_keras import cli
+
+    store = make_store(tmp_path / "store", VIDEOS, CONFIG)
+    E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=CountingModel())
+    assert cli.main(["embed", "--store", str(store.root), "--facenet", "facenet-msceleb-128", "--quiet"]) == 0
+    assert "6 face(s) -> 128-d" in capsys.readouterr().out
+    assert cli.main(["embed", "--store", str(store.root), "--facenet", str(tmp_path / "nope.h5")]) == 2
+    assert "neither a registered name" in capsys.readouterr().err
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setenv("DEEPFAKE_KERAS_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert cli.main(["embed", "--store", str(store.root), "--quiet"]) == 2  # the 512-d default, not fetchable
+    err = capsys.readouterr().err
+    assert str(tmp_path / "weights" / WEIGHTS["facenet-vggface2-512"].filename) in err
