@@ -211,13 +211,13 @@ def embed_store(store_root, facenet="facenet-vggface2-512", batch_size: int = 64
         bar = tqdm(total=len(todo), desc=f"FaceNet {spec.name}", unit="face", disable=not progress)
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            images = [store.load_crop(c) for c in chunk]
-            if margin < store.config.margin:
-                images = [center_margin(im, store.config.margin, margin) for im in images]
             emb = np.empty((len(chunk), spec.dim), dtype=np.float32)
-            for b in range(0, len(chunk), batch_size):
-                emb[b:b + batch_size] = embed_faces(images[b:b + batch_size], model, spec, batch_size)
-                bar.update(len(images[b:b + batch_size]))
+            for b in range(0, len(chunk), batch_size):  # only one batch of crops in memory
+                images = [store.load_crop(c) for c in chunk[b:b + batch_size]]
+                if margin < store.config.margin:
+                    images = [center_margin(im, store.config.margin, margin) for im in images]
+                emb[b:b + len(images)] = embed_faces(images, model, spec, batch_size)
+                bar.update(len(images))
             _write_part(folder, chunk, emb)
             done.update(zip(chunk, emb))
         bar.close()

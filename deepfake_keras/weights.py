@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -302,7 +303,8 @@ def facenet_dim_of(path) -> int:
 
 def spec_for_file(path, standardization: str | None = None) -> WeightSpec:
     """A :class:`WeightSpec` for a local FaceNet h5 file: the registry entry with the same sha256 if
-    there is one, else an ad-hoc entry named ``file-<sha256 prefix>`` whose embedding size is read
+    there is one, else an ad-hoc entry named ``file-<file name>`` (its cache key adds the sha256
+    prefix) whose embedding size is read
     from the file and whose standardisation is ``standardization`` (default ``"fixed"``)."""
     path = Path(path)
     if not path.is_file():
@@ -311,7 +313,8 @@ def spec_for_file(path, standardization: str | None = None) -> WeightSpec:
     for spec in WEIGHTS.values():
         if spec.kind == "facenet" and spec.sha256 == sha:
             return replace(spec, standardization=standardization) if standardization else spec
-    return WeightSpec(name=f"file-{sha[:12]}", kind="facenet", source=path.resolve().as_uri(),
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:40]
+    return WeightSpec(name=f"file-{stem}", kind="facenet", source=path.resolve().as_uri(),
                       filename=path.name, sha256=sha, dim=facenet_dim_of(path),
                       standardization=standardization or "fixed", image_size=FACENET_IMAGE_SIZE,
                       note=f"local file {path.name}")
