@@ -251,9 +251,9 @@ def test_other_seed_other_build():
     usable = {}
     for key, who in photos.items():
         usable.setdefault(who, []).append(key)
-    one = demo.plan_demo(usable, photos, 0, SIZES)
-    again = demo.plan_demo(usable, photos, 0, SIZES)
-    other = demo.plan_demo(usable, photos, 1, SIZES)
+    one = demo.plan_demo(usable, 0, SIZES)
+    again = demo.plan_demo(usable, 0, SIZES)
+    other = demo.plan_demo(usable, 1, SIZES)
     assert one.jobs == again.jobs and one.ffpp_pairs == again.ffpp_pairs
     assert one.jobs != other.jobs
 
@@ -329,7 +329,7 @@ def test_plan_with_many_identities_keeps_groups_disjoint():
     usable = {}
     for key, who in photos.items():
         usable.setdefault(who, []).append(key)
-    plan = demo.plan_demo(usable, photos, 0, demo.SIZES["lfw"])
+    plan = demo.plan_demo(usable, 0, demo.SIZES["lfw"])
     g = plan.groups
     assert not plan.shared_val and len(set(g["train"]) | set(g["val"]) | set(g["test"])) == demo.SIZES["lfw"].max_identities
     assert not set(g["train"]) & set(g["val"]) and not set(g["train"]) & set(g["test"]) and not set(g["val"]) & set(g["test"])
@@ -348,3 +348,42 @@ def test_plan_with_many_identities_keeps_groups_disjoint():
 def test_too_few_people():
     with pytest.raises(demo.DemoError, match="at least 4 identities"):
         demo.split_identities(["a", "b", "c"], np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- LFW through scikit-learn's fetcher (no network here)
+
+def test_lfw_photos_come_from_the_fetchers_folder(monkeypatch, tmp_path):
+    import sklearn.datasets
+    from PIL import Image
+    from sklearn.utils import Bunch
+
+    monkeypatch.setenv("DEEPFAKE_KERAS_CACHE", str(tmp_path))
+    people = [f"Person {k}" for k in range(8)]
+    rng = np.random.default_rng(0)
+    for name in people:  # the layout fetch_lfw_people leaves: <data_home>/lfw_home/lfw_funneled/<Name>/<Name>_0001.jpg
+        folder = tmp_path / "lfw" / "lfw_home" / "lfw_funneled" / name.replace(" ", "_")
+        folder.mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(
+                folder / f"{name.replace(' ', '_')}_{i + 1:04d}.jpg")
+    calls = []
+
+    def fake_fetch(**kw):
+        calls.append(kw)
+        return Bunch(target_names=np.array(people))
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_lfw_people", fake_fetch)
+    sizes = demo.DemoSizes(max_identities=6, max_photos_per_identity=3)
+    photos = demo.photos_lfw(seed=0, sizes=sizes)
+    assert calls and calls[0]["min_faces_per_person"] == 20 and calls[0]["data_home"] == str(tmp_path / "lfw")
+    assert len(set(photos.identity.values())) == 6 and len(photos.images) == 18
+    assert all(im.shape == (250, 250, 3) for im in photos.images.values())
+    assert photos.source["name"] == "lfw"
+    assert demo.photos_lfw(seed=0, sizes=sizes).sha256 == photos.sha256  # the same draw for a seed
+
+    def offline(**kw):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_lfw_people", offline)
+    with pytest.raises(demo.DemoError, match="--faces 5celeb"):
+        demo.photos_lfw(seed=0, sizes=sizes)

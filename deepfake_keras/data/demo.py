@@ -426,9 +426,12 @@ class _Pools:
         return pool[start:start + n]
 
 
-def plan_demo(usable: dict, identity_of: dict, seed: int, sizes: DemoSizes) -> Plan:
+def plan_demo(usable: dict, seed: int, sizes: DemoSizes) -> Plan:
     """Decide every video of both datasets (no pixels): the identity split, which photo each
-    clip animates, which face each fake gets, file names, split files and the test list."""
+    clip animates, which face each fake gets, file names, split files and the test list.
+
+    ``usable``: ``{identity: [photo keys]}`` (see :func:`usable_photos`). Deterministic for a
+    given ``seed``; raises :class:`DemoError` when there are too few people or photos."""
     rng = np.random.default_rng(seed)
     names = sorted(x for x in usable if usable[x])
     if sizes.max_identities and len(names) > sizes.max_identities:
@@ -856,7 +859,7 @@ def _build(root: Path, seed: int, faces: str, sizes: DemoSizes, settings: dict, 
     photos = FACE_LOADERS[faces](seed, sizes)
     marks = detect_landmarks(photos, faces, sizes, progress)
     usable, dropped = usable_photos(photos, marks, sizes.photo_filter)
-    plan = plan_demo(usable, photos.identity, seed, sizes)
+    plan = plan_demo(usable, seed, sizes)
 
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     features = {}
@@ -1033,7 +1036,8 @@ def demo_markdown(info: dict) -> str:
         "- `celebdf/List_of_testing_videos.txt`: `<1 real | 0 fake> <folder>/<file>`, as in Celeb-DF v2.",
         "- `demo_videos.csv` in each dataset: one row per video file: `split`, `label` (1 = fake), `method`, "
         "`target_identity` (whose clip), `source_identity` (whose face was put in; for the same-identity methods "
-        "the target's own), `identity_celebdf` (the target's `idX`), the photos used and the blend.",
+        "the target's own), `identity_celebdf` (the target's `idX`), the photos used and the blend. Read it with "
+        "`dtype=str`: FF++ ids such as `000` are names, not numbers.",
         "- `demo.json`: all of this file, machine-readable. The loaders ignore these extra files.",
         "",
         "## Shortcuts closed",
