@@ -707,16 +707,16 @@ def _write_text(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def _locked(out: Path):
-    """Hold an exclusive lock for building into ``out``: a lock file in the package cache named
-    after ``out``'s absolute path, so that ``out`` is not touched before we know we may build
-    there (POSIX ``fcntl``; no lock where it is missing)."""
+    """Hold an exclusive lock for building into ``out``: a lock file in the system's temporary
+    folder named after ``out``'s absolute path, so that ``out`` is not touched before we know we
+    may build there (POSIX ``fcntl``; no lock where it is missing)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
-    lock = cache_dir() / "demo" / "locks" / f"{key}.lock"
+    lock = Path(tempfile.gettempdir()) / f"deepfake_keras-demo-locks-{os.getuid()}" / f"{key}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
