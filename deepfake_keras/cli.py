@@ -123,11 +123,40 @@ def _run_demo_data(args) -> int:
     return 0
 
 
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a results folder written by an experiment")
+
+
+def _run_report(args) -> int:
+    from .reporting import report
+
+    for path in report(args.run_dir):
+        print(path)
+    return 0
+
+
+def _add_ffpp_triplet(p: argparse.ArgumentParser) -> None:
+    from .pipelines.ffpp_triplet import add_arguments
+
+    add_arguments(p)
+
+
+def _run_ffpp_triplet(args) -> int:
+    from .pipelines.ffpp_triplet import run
+
+    args.argv = sys.argv
+    run(args)
+    return 0
+
+
 COMMANDS = {
     "extract": ("sample frames, detect faces with MTCNN and fill a face store", _add_extract, _run_extract),
     "embed": ("FaceNet embeddings of every face of a face store, cached in the store", _add_embed, _run_embed),
     "demo-data": ("build the DEMO datasets (FF++ and Celeb-DF formats) from real photos", _add_demo_data,
                   _run_demo_data),
+    "ffpp-triplet": ("the FF++ triplet experiment (same as python experiments/ffpp_triplet.py)", _add_ffpp_triplet,
+                     _run_ffpp_triplet),
+    "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
 }
 
 
@@ -139,12 +168,11 @@ def main(argv=None) -> int:
         add(p)
         p.set_defaults(run=run)
     args = parser.parse_args(argv)
-    from .data.datasets import DatasetError
-    from .data.store import StoreError
+    from .assets import AssetError
 
     try:
         return args.run(args)
-    except (DatasetError, StoreError, ValueError) as e:
+    except (ValueError, AssetError, FileNotFoundError) as e:  # DatasetError, StoreError, WeightsError among them
         print(f"deepfake-keras {args.command}: error: {e}", file=sys.stderr)
         return 2
 

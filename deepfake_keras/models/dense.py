@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .triplet import BATCH_SIZE, EPOCHS, LEARNING_RATE, PATIENCE, build_triplet_head
+from .triplet import BATCH_SIZE, DROPOUT, EPOCHS, LEARNING_RATE, PATIENCE, build_triplet_head
 
 
 def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE,
-                           patience: int = PATIENCE, learning_rate: float = LEARNING_RATE, seed: int = 0) -> tuple:
+                           patience: int = PATIENCE, learning_rate: float = LEARNING_RATE, seed: int = 0,
+                           dropout: float = DROPOUT) -> tuple:
     """Train ``build_triplet_head`` + a sigmoid unit with binary cross-entropy (class-balanced
     weights), early stopping on the validation loss with the best weights kept.
 
@@ -21,7 +22,7 @@ def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = EPOCHS,
     if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
         raise ValueError("train_dense_classifier needs both classes in the training and the validation split")
     tf.keras.utils.set_random_seed(int(seed))
-    trunk = build_triplet_head(x_train.shape[1], name="dense_trunk")
+    trunk = build_triplet_head(x_train.shape[1], dropout=dropout, name="dense_trunk")
     output = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(trunk.output)
     model = tf.keras.Model(trunk.input, output, name="dense_classifier")
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
