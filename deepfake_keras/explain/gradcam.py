@@ -1,0 +1,140 @@
+"""Grad-CAM of the Xception classifier (paper Fig. 4), with tf-keras-vis.
+
+Grad-CAM (Selvaraju et al.) weighs each channel ``k`` of a convolutional layer's
+output ``A`` by the spatial mean of the gradient of a score ``y`` with respect
+to it, ``alpha_k = mean_ij dy/dA_kij``, and keeps the positive part of the
+weighted sum, ``ReLU(sum_k alpha_k A_k)``: the regions whose features push the
+score up. Here:
+
+- the score is the classifier's *logit*: tf-keras-vis' ``ReplaceToLinear``
+  model modifier turns the sigmoid of the output layer into the identity on a
+  clone of the model (the model itself is untouched), so the gradient does not
+  vanish where the sigmoid saturates. ``target="fake"`` scores the logit
+  (evidence for fake), ``target="real"`` its negative (evidence for real).
+- the layer is ``block14_sepconv2_act``, Xception's last convolutional
+  activation, when the model has it (Keras' own Grad-CAM example uses the
+  same); otherwise the last convolutional layer tf-keras-vis finds, or the layer
+  named by ``layer``.
+- the map is upsampled (bilinear) to the input size and normalised to [0, 1]
+  per image, as tf-keras-vis does.
+
+:func:`overlay` paints a heat map on a face (jet colour map, as in Fig. 4).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+GRADCAM_LAYER = "block14_sepconv2_act"
+TARGETS = ("fake", "real")
+ALPHA = 0.4  # weight of the colour map in the overlay
+COLORMAP = "jet"
+
+
+def _score(target: str):
+    if target == "fake":
+        return lambda output: output[:, 0]
+    return lambda output: -output[:, 0]
+
+
+def gradcam(model, images, target: str = "fake", layer: str | None = None, batch_size: int = 16) -> np.ndarray:
+    """Grad-CAM heat maps of a one-output sigmoid classifier, float32 ``(n, height, width)`` in [0, 1].
+
+    Args:
+        model: a Keras model with one sigmoid output unit (e.g.
+            :func:`deepfake_keras.models.xception.build_xception`).
+        images: model inputs, already preprocessed (``(n, h, w, c)`` or one
+            ``(h, w, c)`` image); :func:`gradcam_faces` takes raw face crops.
+        target: ``"fake"`` (regions that raise P(fake)) or ``"real"``.
+        layer: the convolutional layer to explain; default
+            ``block14_sepconv2_act`` if the model has it, else the last
+            convolutional layer.
+        batch_size: images per gradient computation.
+
+    Raises ValueError for an unknown target or layer or images of the wrong shape.
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # scipy.ndimage.interpolation is deprecated (imported by tf-keras-vis)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if len(model.outputs) != 1 or model.output_shape[-1] != 1:
+        raise ValueError(f"gradcam needs a model with one output unit (sigmoid), got output shape "
+                         f"{model.output_shape}")
+    x = np.asarray(images, dtype=np.float32)
+    want = tuple(model.input_shape[1:])
+    if x.ndim == len(want):
+        x = x[None]
+    if x.ndim != len(want) + 1 or any(w is not None and w != s for w, s in zip(want, x.shape[1:])):
+        raise ValueError(f"images must have shape (n, {', '.join(str(w) for w in want)}), got {x.shape}")
+    names = {lay.name for lay in model.layers}
+    if layer is None and GRADCAM_LAYER in names:
+        layer = GRADCAM_LAYER
+    if layer is not None and layer not in names:
+        raise ValueError(f"model {model.name!r} has no layer {layer!r}")
+    visualizer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+    out = []
+    for start in range(0, len(x), int(batch_size)):
+        batch = tf.constant(x[start:start + int(batch_size)])
+        cam = visualizer(_score(target), batch, penultimate_layer=layer,
+                         seek_penultimate_conv_layer=layer is None)
+        out.append(np.asarray(cam, dtype=np.float32).reshape(len(batch), *x.shape[1:3]))
+    return np.clip(np.concatenate(out), 0.0, 1.0)
+
+
+def gradcam_faces(model, faces, target: str = "fake", layer: str | None = None, alpha: float = ALPHA) -> tuple:
+    """Grad-CAM of raw face crops (uint8 RGB, any one size): ``(heats, overlays)``.
+
+    The faces are resized to the model's input size and Xception-preprocessed
+    (``x / 127.5 - 1``); ``heats`` are ``(n, s, s)`` at the model's size,
+    ``overlays`` uint8 ``(n, h, w, 3)`` at the faces' own size (:func:`overlay`).
+    """
+    import tensorflow as tf
+
+    faces = np.asarray(faces)
+    if faces.ndim == 3:
+        faces = faces[None]
+    if faces.ndim != 4 or faces.shape[-1] != 3:
+        raise ValueError(f"faces must be RGB images (n, h, w, 3), got shape {faces.shape}")
+    size = model.input_shape[1:3]
+    if None in size:
+        raise ValueError("the model's input size must be fixed")
+    x = tf.image.resize(tf.cast(faces, tf.float32), size, antialias=True).numpy()
+    x = tf.keras.applications.xception.preprocess_input(np.clip(x, 0, 255))
+    heats = gradcam(model, x, target=target, layer=layer)
+    return heats, np.stack([overlay(f, h, alpha) for f, h in zip(faces, heats)])
+
+
+def overlay(face, heat, alpha: float = ALPHA, colormap: str = COLORMAP) -> np.ndarray:
+    """``face`` (RGB, uint8 or floats in [0, 255]) with ``heat`` (2-D, [0, 1]) painted over it.
+
+    The heat map is resized (bilinear) to the face if needed and coloured with
+    ``colormap`` (matplotlib; jet: 0 blue, 1 red); the result is
+    ``(1 - alpha) * face + alpha * colour``, uint8 RGB of the face's shape.
+    Raises ValueError for shapes that do not fit, NaN, or values out of range.
+    """
+    import cv2
+    import matplotlib
+
+    face = np.asarray(face)
+    heat = np.asarray(heat, dtype=np.float32)
+    if face.ndim != 3 or face.shape[-1] != 3:
+        raise ValueError(f"face must be an RGB image (h, w, 3), got shape {face.shape}")
+    if heat.ndim != 2 or min(heat.shape) < 1:
+        raise ValueError(f"heat must be a 2-D map, got shape {heat.shape}")
+    if not np.all(np.isfinite(heat)) or heat.min() < -1e-6 or heat.max() > 1 + 1e-6:
+        raise ValueError("heat must hold values in [0, 1] (no NaN)")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    f = face.astype(np.float32)
+    if f.min() < 0 or f.max() > 255:
+        raise ValueError("face values must be in [0, 255]")
+    if heat.shape != face.shape[:2]:
+        heat = cv2.resize(heat, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = matplotlib.colormaps[colormap](np.clip(heat, 0, 1))[..., :3] * 255.0
+    return np.clip(np.round((1 - alpha) * f + alpha * colour), 0, 255).astype(np.uint8)
