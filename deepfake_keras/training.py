@@ -316,7 +316,8 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
 
     bag_dir = Path(bag_dir)
     done = bag_done(bag_dir)
-    if done is not None:
+    if done is not None:  # finished; drop what a run killed just after bag.json may have left
+        shutil.rmtree(bag_dir / CHECKPOINT_DIR, ignore_errors=True)
         return done
     image_size = int(image_size or xc.IMAGE_SIZE)
     batch_size = int(batch_size or xc.BATCH_SIZE)

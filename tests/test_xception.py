@@ -1,7 +1,6 @@
 """Xception classifier: the paper's Nadam (schedule decay 0.004), the model and its fc1 features, the
 tf.data input pipeline, one training step. Tiny inputs (71 px, the smallest Xception takes), weights=None."""
 import numpy as np
-import pandas as pd
 import pytest
 import tensorflow as tf
 
