@@ -125,9 +125,11 @@ def paper_optimizer(learning_rate: float = LEARNING_RATE, schedule_decay: float 
 def compile_classifier(model: tf.keras.Model, learning_rate: float = LEARNING_RATE,
                        schedule_decay: float = SCHEDULE_DECAY) -> tf.keras.Model:
     """Compile ``model`` (sigmoid output) with :func:`paper_optimizer`, binary cross-entropy,
-    accuracy and AUC; returns it."""
+    accuracy and AUC; returns it. The metrics honour sample weights where a dataset gives them
+    (the class-balanced validation of :mod:`deepfake_keras.training`: balanced accuracy)."""
     model.compile(optimizer=paper_optimizer(learning_rate, schedule_decay), loss="binary_crossentropy",
-                  metrics=[tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")])
+                  weighted_metrics=[tf.keras.metrics.BinaryAccuracy(name="accuracy"),
+                                    tf.keras.metrics.AUC(name="auc")])
     return model
 
 
