@@ -29,12 +29,17 @@ class AssetError(RuntimeError):
     """A file that could not be fetched or failed its checksum; the message says what to do."""
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
+def file_hash(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``algorithm``: any :mod:`hashlib` name), read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_of(path) -> str:
+    return file_hash(path, "sha256")
 
 
 def verify(path, sha256: str) -> Path:

@@ -27,7 +27,6 @@ name                        dim    source
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -37,7 +36,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .assets import FACENET_SDIST, AssetError, facenet_sdist_member, sha256_of
+from .assets import FACENET_SDIST, AssetError, facenet_sdist_member, file_hash, sha256_of
 from .config import cache_dir
 
 FACENET_IMAGE_SIZE = 160
@@ -162,18 +161,10 @@ def get_spec(name: str) -> WeightSpec:
         raise ValueError(f"unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}") from None
 
 
-def _md5_of(path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_file(path, spec: WeightSpec) -> Path:
     """``path`` if it has the checksum(s) of ``spec``; else :class:`WeightsError` naming both hashes."""
     path = Path(path)
-    for algo, want, fn in (("sha256", spec.sha256, sha256_of), ("md5", spec.md5, _md5_of)):
+    for algo, want, fn in (("sha256", spec.sha256, sha256_of), ("md5", spec.md5, lambda p: file_hash(p, "md5"))):
         if want:
             got = fn(path)
             if got != want:

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from ..config import cache_dir
 from . import synth
+from .store import write_atomic
 
 DEMO_VERSION = 1  # bump when anything changes what a build writes; it keys the cache
 FACE_SOURCES = ("5celeb", "lfw")
@@ -694,15 +695,7 @@ def shortcut_table(aucs: dict) -> str:
 # ---------------------------------------------------------------- files, locks, the build
 
 def _write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    write_atomic(path, text.encode())
 
 
 @contextlib.contextmanager

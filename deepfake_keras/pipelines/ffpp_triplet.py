@@ -97,7 +97,7 @@ def _split(table: pd.DataFrame, x: np.ndarray, split: str) -> tuple:
     return x[mask], table["label"].to_numpy()[mask], table[mask]
 
 
-def run(args) -> "Path":
+def run(args):
     from ..data.datasets import ffpp_manifest
     from ..data.extract import extract
     from ..embeddings import embed_store
