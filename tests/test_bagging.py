@@ -1,7 +1,7 @@
 """Bagging against imbalance: bags by video, voting and mean probability, resumable per-bag training.
 
-The training tests use a tiny conv net (``build_model``) so that they take seconds; the last one runs
-the default Xception (71 px, weights=None) through train_bagging and predict_bags once."""
+The training tests use a tiny conv net (``build_model``) so that they take seconds; the default Xception
+goes through train_bagging and predict_bags once, in tests/test_xception.py."""
 import json
 
 import numpy as np
@@ -272,26 +272,6 @@ def test_predict_refuses_unfinished_bags(store, tmp_path):
         T.predict_bags(store.faces(), store.root, tmp_path, build_model=tiny_net)
     with pytest.raises(ValueError, match="bagging.json"):
         T.predict_bags(store.faces(), store.root, tmp_path / "nothing")
-
-
-def test_xception_bagging_end_to_end(store, tmp_path):
-    """The default model through the whole path: one bag, one step, weights changed, predictions."""
-    faces = store.faces()
-    size = xc.MIN_IMAGE_SIZE
-    records = T.train_bagging(faces, store.root, tmp_path, n_bags=1, epochs=1, image_size=size, batch_size=2,
-                              weights="none", seed=5, patience=None, val_fraction=0, steps_per_epoch=1,
-                              verbose=0, progress=False)
-    assert records[0]["epochs_run"] == 1 and records[0]["settings"]["weights"] == "none"
-    tf.keras.utils.set_random_seed(5)  # the bag's initial weights
-    initial = xc.build_xception(size, weights=None)
-    trained = xc.load_classifier(tmp_path / "bag_0" / "model.weights.h5", size)
-    changed = [not np.array_equal(a, b) for a, b in zip(initial.get_weights(), trained.get_weights())]
-    assert any(changed)
-    np.testing.assert_array_equal(initial.get_layer("block1_conv1").get_weights()[0] !=
-                                  trained.get_layer("block1_conv1").get_weights()[0], True)
-    test = faces[faces["split"] == "test"].reset_index(drop=True)
-    probs = T.predict_bags(test, store.root, tmp_path, progress=False)
-    assert probs.shape == (len(test), 1) and np.all((probs >= 0) & (probs <= 1))
 
 
 def test_checkpoint_restores_the_optimizer_state(tmp_path):

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deepfake_keras import training as T
 from deepfake_keras.models import xception as xc
-from .tiny_store import make_store
+
+from .tiny_store import celebdf_like, make_store
 
 SIZE = xc.MIN_IMAGE_SIZE
 
@@ -239,13 +241,25 @@ def test_face_dataset_bad_input(store, tmp_path):
 
 # --------------------------------------------------------------------------- training
 
-def test_one_training_step_changes_every_weight(store):
-    tf.keras.utils.set_random_seed(0)
-    model = xc.compile_classifier(xc.build_xception(SIZE, weights=None))
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    ds = xc.face_dataset(store.faces(), store.root, SIZE, batch_size=2, shuffle=True).take(1)
-    history = model.fit(ds, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert int(model.optimizer.iterations.numpy()) == 1
-    unchanged = [w.name for w, b in zip(model.trainable_weights, before) if np.array_equal(w.numpy(), b)]
-    assert not unchanged, f"{len(unchanged)} trainable weights did not change, e.g. {unchanged[:3]}"
+def test_one_training_step_changes_every_weight(tmp_path):
+    """The default model through train_bagging: one bag, one Nadam step of 2 images, 71 px, weights=None."""
+    store = celebdf_like(tmp_path / "store", n_fake=3, n_real=2, frames=2)
+    faces = store.faces()
+    records = T.train_bagging(faces, store.root, tmp_path / "run", n_bags=1, epochs=1, image_size=SIZE,
+                              batch_size=2, weights="none", seed=5, patience=None, val_fraction=0,
+                              steps_per_epoch=1, verbose=0, progress=False)
+    assert records[0]["epochs_run"] == 1 and np.isfinite(records[0]["history"]["loss"][0])
+    tf.keras.utils.set_random_seed(5)  # the bag's seed: its initial weights
+    initial = xc.build_xception(SIZE, weights=None)
+    trained = xc.load_classifier(tmp_path / "run" / "bag_0" / "model.weights.h5", SIZE)
+    # Nadam's first step moves every weight with a gradient by about lr = 0.002 (1.06 lr for t = 1):
+    # each trainable weight moved, none by more than one step (so the start was the bag's initial weights)
+    steps = {w.name: np.abs(w.numpy() - v.numpy()).max()
+             for w, v in zip(trained.trainable_weights, initial.trainable_weights)}
+    assert min(steps.values()) > 1e-3, min(steps, key=steps.get)
+    assert max(steps.values()) < 3e-3, max(steps, key=steps.get)
+    test = faces[faces["split"] == "test"].reset_index(drop=True)
+    probs = T.predict_bags(test, store.root, tmp_path / "run", progress=False)
+    np.testing.assert_allclose(probs[:, 0], trained.predict(
+        np.concatenate(list(xc.face_dataset(test, store.root, SIZE, 4, labels=False).as_numpy_iterator())),
+        verbose=0).ravel(), rtol=1e-5)
