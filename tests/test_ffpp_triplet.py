@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from deepfake_keras import reporting
-from deepfake_keras.pipelines import ffpp_triplet
+from deepfake_keras.pipelines import common, ffpp_triplet
 from deepfake_keras.weights import WeightsError
 
 
@@ -67,11 +67,11 @@ def test_facenet_fallback_is_loud_and_recorded(monkeypatch, capsys):
         raise WeightsError(f"could not fetch {name}")
 
     monkeypatch.setattr("deepfake_keras.weights.weights_path", offline)
-    record = ffpp_triplet.choose_facenet("facenet-vggface2-512", "facenet-msceleb-128")
+    record = common.choose_facenet("facenet-vggface2-512", "facenet-msceleb-128")
     assert record["used"] == "facenet-msceleb-128" and "could not fetch" in record["fallback_reason"]
     assert "WARNING" in capsys.readouterr().err
     with pytest.raises(WeightsError):
-        ffpp_triplet.choose_facenet("facenet-vggface2-512", "none")
+        common.choose_facenet("facenet-vggface2-512", "none")
 
 
 def test_run_refuses_a_folder_that_holds_something_else(tmp_path, ffpp_mini):

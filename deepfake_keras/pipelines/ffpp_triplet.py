@@ -23,7 +23,6 @@ import argparse
 import time
 
 import numpy as np
-import pandas as pd
 
 from ..config import ExtractConfig
 from ..runs import log, make_run_dir, resolve_data_root, save_json, versions
@@ -73,41 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def choose_facenet(requested: str, fallback: str) -> dict:
-    """The FaceNet weights to use: ``requested`` if it can be had, else ``fallback`` (said aloud).
-    Returns the record saved in config.json."""
-    from ..weights import WEIGHTS, WeightsError, weights_path
-
-    record = {"requested": requested, "used": requested, "fallback_reason": ""}
-    if requested not in WEIGHTS:
-        return record  # a path: used as given
-    try:
-        weights_path(requested)
-    except WeightsError as e:
-        if not fallback or fallback == "none":
-            raise
-        record.update(used=fallback, fallback_reason=str(e))
-        log(f"WARNING: the paper's FaceNet {requested!r} could not be fetched; using {fallback!r} instead "
-            f"(recorded in config.json). Reason: {e}")
-    return record
-
-
-def _split(table: pd.DataFrame, x: np.ndarray, split: str) -> tuple:
-    mask = (table["split"] == split).to_numpy()
-    return x[mask], table["label"].to_numpy()[mask], table[mask]
-
-
 def run(args):
     from ..data.datasets import ffpp_manifest
-    from ..data.extract import extract
-    from ..embeddings import embed_store
-    from ..evaluation import binary_metrics, video_scores
     from ..explain.tsne import subsample, tsne_panels
-    from ..models.classifiers import fit_classifier, frame_scores
     from ..models.dense import train_dense_classifier
-    from ..models.triplet import embed, train_triplet_head
+    from ..models.triplet import embed
     from ..reporting import report
     from ..runs import default_store
+    from .common import (choose_facenet, classifier_scores, embed_faces_of, extract_faces, test_metrics,
+                         triplet_spaces, video_predictions)
 
     started = time.time()
     root, demo = resolve_data_root(args.data_root, "ffpp", args.seed)
@@ -125,68 +98,38 @@ def run(args):
               "command": " ".join(getattr(args, "argv", []) or [])}
     save_json(run_dir / "config.json", config)
 
-    log(f"{len(manifest)} videos ({', '.join(f'{k}: {v}' for k, v in manifest['split'].value_counts().items())}); "
-        f"extracting faces ({frames} frames per video) into {store}")
-    summary = extract(manifest, store, extract_config, workers=args.workers, dataset_roots=[root],
-                      progress=not args.quiet)
-    log(str(summary))
-    table, x = embed_store(store, facenet["used"], progress=not args.quiet)
-    keep = table["store_key"].isin(set(manifest["store_key"])).to_numpy()
-    table, x = table[keep].reset_index(drop=True), x[keep]
-    log(f"{len(table)} faces embedded with {facenet['used']} ({x.shape[1]}-d)")
-
-    x_tr, y_tr, _ = _split(table, x, "train")
-    x_va, y_va, _ = _split(table, x, "val")
-    common = dict(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                  dropout=args.dropout)
-    models_dir = run_dir / "models"
-    heads, training = {}, {}
-    for mining, key in (("semi-hard", "triplet"), ("random", "random")):
-        log(f"training the triplet head ({mining} triplets)")
-        heads[key], record = train_triplet_head(x_tr, y_tr, x_va, y_va, mining=mining, margin=args.margin,
-                                                out_dir=models_dir / key, **common)
-        training[key] = {k: record[k] for k in ("best_epoch", "best_val_loss", "initial_val_loss", "epochs_run")}
+    table, summary = extract_faces(manifest, root, store, extract_config, args.workers, not args.quiet)
+    x = embed_faces_of(store, table, facenet["used"], not args.quiet)
+    labels = table["label"].to_numpy()
+    train, val, test = ((table["split"] == s).to_numpy() for s in ("train", "val", "test"))
+    spaces, training = triplet_spaces(x, labels, train, val, args, run_dir / "models", ("semi-hard", "random"))
     log("training the dense classifier (no triplet loss)")
-    dense, trunk, history = train_dense_classifier(x_tr, y_tr, x_va, y_va, **common)
+    dense, trunk, history = train_dense_classifier(x[train], labels[train], x[val], labels[val], epochs=args.epochs,
+                                                   batch_size=args.batch_size, patience=args.patience,
+                                                   seed=args.seed, dropout=args.dropout)
     training["dense"] = {"epochs_run": len(history["val_loss"]), "best_val_loss": min(history["val_loss"])}
-
-    scores = {}
-    spaces = {"triplet": embed(heads["triplet"], x), "random": embed(heads["random"], x), "facenet": x}
-    for space, z in spaces.items():
-        z_tr = z[(table["split"] == "train").to_numpy()]
-        for kind in ("sgd", "rf") if space != "facenet" else ("sgd",):
-            clf = fit_classifier(kind, z_tr, y_tr, seed=args.seed)
-            scores[f"{space}_{kind}"] = frame_scores(clf, z)
+    scores = classifier_scores(spaces, labels, train, args.seed)
+    scores.update(classifier_scores({"facenet": x}, labels, train, args.seed, kinds=("sgd",)))
     scores["dense"] = dense.predict(x, verbose=0, batch_size=1024).ravel()
 
     frame_table = table[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     for key in MODELS:
         frame_table[key] = scores[key]
     frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
-    predictions = None
-    for key in MODELS:
-        v = video_scores(frame_table, key, keep=("label", "split", "method", "video_id"))
-        predictions = v if predictions is None else predictions.merge(v[["store_key", key]], on="store_key")
+    predictions = video_predictions(frame_table, MODELS)
     predictions.to_csv(run_dir / "predictions.csv", index=False)
-
-    test_frames = frame_table[frame_table["split"] == "test"]
-    test_videos = predictions[predictions["split"] == "test"]
-    metrics = {"models": MODELS, "test": {}, "training": training,
-               "counts": {"videos": int(len(manifest)), "videos_with_faces": int(predictions["store_key"].nunique()),
+    metrics = {"models": MODELS, "test": test_metrics(frame_table, predictions, MODELS), "training": training,
+               "counts": {"videos": int(len(manifest)), "videos_with_faces": int(len(predictions)),
                           "failed_videos": summary.failed + summary.failed_before, "faces": int(len(table)),
-                          "test_videos": int(len(test_videos)), "test_frames": int(len(test_frames))}}
-    for key in MODELS:
-        metrics["test"][key] = {"video": binary_metrics(test_videos["label"], test_videos[key]),
-                                "frame": binary_metrics(test_frames["label"], test_frames[key])}
+                          "test_videos": int((predictions["split"] == "test").sum()), "test_frames": int(test.sum())}}
     metrics["seconds"] = round(time.time() - started, 1)
     save_json(run_dir / "metrics.json", metrics)
 
     log("t-SNE of the test faces (Fig. 6)")
-    test_mask = (table["split"] == "test").to_numpy()
-    pick = np.flatnonzero(test_mask)[subsample(int(test_mask.sum()), TSNE_POINTS, table["label"][test_mask], args.seed)]
+    pick = np.flatnonzero(test)[subsample(int(test.sum()), TSNE_POINTS, labels[test], args.seed)]
     panels = {"(a) FaceNet embeddings": x[pick], "(b) without triplet loss (dense net)": embed(trunk, x[pick]),
               "(c) after the triplet network": spaces["triplet"][pick]}
-    tsne_panels(panels, table["label"].to_numpy()[pick], args.seed).to_csv(run_dir / "tsne.csv", index=False)
+    tsne_panels(panels, labels[pick], args.seed).to_csv(run_dir / "tsne.csv", index=False)
 
     report(run_dir)
     best = metrics["test"]["triplet_sgd"]["video"]
