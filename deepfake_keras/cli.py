@@ -135,18 +135,19 @@ def _run_report(args) -> int:
     return 0
 
 
-def _add_ffpp_triplet(p: argparse.ArgumentParser) -> None:
-    from .pipelines.ffpp_triplet import add_arguments
+def _pipeline(module: str) -> tuple:
+    """(add arguments, run) of an experiment pipeline in :mod:`deepfake_keras.pipelines`."""
+    import importlib
 
-    add_arguments(p)
+    def add(p):
+        importlib.import_module(f"deepfake_keras.pipelines.{module}").add_arguments(p)
 
+    def run(args):
+        args.argv = sys.argv
+        importlib.import_module(f"deepfake_keras.pipelines.{module}").run(args)
+        return 0
 
-def _run_ffpp_triplet(args) -> int:
-    from .pipelines.ffpp_triplet import run
-
-    args.argv = sys.argv
-    run(args)
-    return 0
+    return add, run
 
 
 COMMANDS = {
@@ -154,8 +155,10 @@ COMMANDS = {
     "embed": ("FaceNet embeddings of every face of a face store, cached in the store", _add_embed, _run_embed),
     "demo-data": ("build the DEMO datasets (FF++ and Celeb-DF formats) from real photos", _add_demo_data,
                   _run_demo_data),
-    "ffpp-triplet": ("the FF++ triplet experiment (same as python experiments/ffpp_triplet.py)", _add_ffpp_triplet,
-                     _run_ffpp_triplet),
+    "ffpp-triplet": ("the FF++ triplet experiment (= python experiments/ffpp_triplet.py)",
+                     *_pipeline("ffpp_triplet")),
+    "celebdf-bagging": ("the Celeb-DF Xception bagging experiment (= python experiments/celebdf_xception_bagging.py)",
+                        *_pipeline("celebdf_bagging")),
     "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
 }
 
