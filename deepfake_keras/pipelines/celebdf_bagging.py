@@ -29,6 +29,7 @@ PAPER = {"frames": 25, "image_size": 299, "epochs": 30, "batch_size": 32}
 DEMO = {"frames": 6, "image_size": 96, "epochs": 2, "batch_size": 16}
 TRIPLET_MODELS = {"triplet_sgd": "Ours (Triplets) + SGD", "triplet_rf": "Ours (Triplets) + RF"}
 GRADCAM_FACES = 3  # per class
+TRIPLET_BATCH = 128
 TSNE_POINTS = 1000
 
 
@@ -52,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=PATIENCE)
     p.add_argument("--facenet", default="facenet-vggface2-512", help="FaceNet for the triplet row")
     p.add_argument("--fallback-facenet", default="facenet-msceleb-128")
+    p.add_argument("--triplet-epochs", type=int, default=triplet.EPOCHS, help="epochs of the triplet head")
     p.add_argument("--margin", type=float, default=triplet.MARGIN)
     p.add_argument("--dropout", type=float, default=0.5, help="dropout of the triplet head")
     p.add_argument("--seed", type=int, default=0)
@@ -107,7 +109,7 @@ def run(args):
     facenet = choose_facenet(args.facenet, args.fallback_facenet)
     config = {"experiment": EXPERIMENT, "demo": demo, "data_root": str(root), "store": str(store),
               "extract": extract_config.to_dict(), **s, "bags": args.bags, "xception_weights": weights,
-              "facenet": facenet, "patience": args.patience, "margin": args.margin, "dropout": args.dropout,
+              "facenet": facenet, "triplet_epochs": args.triplet_epochs, "patience": args.patience, "margin": args.margin, "dropout": args.dropout,
               "seed": args.seed, "versions": versions(), "command": " ".join(getattr(args, "argv", []) or [])}
     save_json(run_dir / "config.json", config)
 
@@ -128,8 +130,8 @@ def run(args):
     x = embed_faces_of(store, faces, facenet["used"], not args.quiet)
     labels = faces["label"].to_numpy()
     train, val = (faces["split"] == "train").to_numpy(), (faces["split"] == "val").to_numpy()
-    args.epochs, args.batch_size = 50, 128  # the triplet head's own (cheap) settings
-    spaces, training = triplet_spaces(x, labels, train, val, args, run_dir / "models")
+    head_args = argparse.Namespace(**{**vars(args), "epochs": args.triplet_epochs, "batch_size": TRIPLET_BATCH})
+    spaces, training = triplet_spaces(x, labels, train, val, head_args, run_dir / "models")
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     for key, value in classifier_scores(spaces, labels, train, args.seed).items():
         frame_table[key] = value
