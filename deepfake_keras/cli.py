@@ -30,6 +30,8 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=d.frames_per_video, help=f"frames per video, at most (default {d.frames_per_video})")
     p.add_argument("--fps", type=float, default=d.fps,
                    help="sample at this many frames per second of video (default: evenly spaced frames)")
+    p.add_argument("--consecutive", action="store_true",
+                   help="take --frames frames in a row from the middle of each video (for the sequence models)")
     p.add_argument("--crop-size", type=int, default=d.crop_size, help=f"side of the square crops in pixels (default {d.crop_size})")
     p.add_argument("--margin", type=float, default=d.margin,
                    help=f"crop side = (1 + margin) x the face box's longer side (default {d.margin})")
@@ -48,7 +50,7 @@ def _run_extract(args) -> int:
     from .data.datasets import LOADERS
     from .data.extract import extract
 
-    config = ExtractConfig(frames_per_video=args.frames, fps=args.fps, crop_size=args.crop_size, margin=args.margin,
+    config = ExtractConfig(frames_per_video=args.frames, fps=args.fps, consecutive=args.consecutive, crop_size=args.crop_size, margin=args.margin,
                            detect_size=args.detect_size, min_face=args.min_face, batch_size=args.batch_size)
     if args.dataset == "ffpp":
         manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)

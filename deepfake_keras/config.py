@@ -25,7 +25,10 @@ class ExtractConfig:
     Sampling: ``fps=None`` takes ``frames_per_video`` evenly spaced frames; a
     number samples at that rate (frames per second of video time) and caps at
     ``frames_per_video``. The paper sampled at 1 and 5 frames per second and kept
-    10 to 25 frames per video (25 for the triplet runs).
+    10 to 25 frames per video (25 for the triplet runs). ``consecutive=True``
+    takes ``frames_per_video`` frames in a row (every frame, or every frame of
+    the ``fps`` sampling) from the middle of the video, for the sequence
+    models (LSTM/GRU, Conv3D).
 
     Detection (MTCNN, largest face): the two cheap MTCNN stages (PNet, RNet)
     run on the frame downscaled so that its longer side is ``detect_size``
@@ -41,6 +44,7 @@ class ExtractConfig:
 
     frames_per_video: int = 25
     fps: float | None = None
+    consecutive: bool = False
     crop_size: int = 299
     margin: float = 0.3
     detect_size: int = 480

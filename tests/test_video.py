@@ -38,6 +38,10 @@ def test_sample_indices_by_hand():
     assert sample_indices(30, 25, video_fps=29.97, rate=5) == [0, 6, 12, 18, 24]
     # unknown frame rate counts as 25
     assert sample_indices(100, 25, video_fps=0, rate=2) == [0, 12, 25, 38, 50, 62, 75, 88]
+    # consecutive: a run of frames from the middle (every frame, or every sampled one at a rate)
+    assert sample_indices(10, 4, consecutive=True) == [3, 4, 5, 6]
+    assert sample_indices(3, 4, consecutive=True) == [0, 1, 2]
+    assert sample_indices(100, 3, video_fps=25, rate=5, consecutive=True) == [40, 45, 50]  # 0, 5, ... 95: middle 3
 
 
 @pytest.mark.parametrize("clip", ["original_sequences/youtube/c23/videos/519.mp4",

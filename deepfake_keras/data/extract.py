@@ -33,7 +33,7 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
     dicts (boxes and landmarks in the video's own pixels), ``info`` counts and
     video properties. Raises :class:`VideoError` for an unreadable video.
     """
-    frames = read_frames(path, config.frames_per_video, config.fps, config.max_frame_side)
+    frames = read_frames(path, config.frames_per_video, config.fps, config.max_frame_side, config.consecutive)
     crops, rows = [], []
     for start in range(0, len(frames.images), config.batch_size):
         batch = frames.images[start:start + config.batch_size]

@@ -40,7 +40,7 @@ FACE_COLUMNS = (["frame", "crop", "x1", "y1", "x2", "y2", "confidence"]
                 + [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"] + ["n_faces"])
 VIDEO_COLUMNS = MANIFEST_COLUMNS + ["status", "reason", "frames_sampled", "frames_with_face"]
 # settings that change what is stored; a store refuses to mix them
-_STORE_SETTINGS = ("frames_per_video", "fps", "crop_size", "margin", "detect_size", "min_face", "max_frame_side")
+_STORE_SETTINGS = ("frames_per_video", "fps", "consecutive", "crop_size", "margin", "detect_size", "min_face", "max_frame_side")
 
 
 class StoreError(ValueError):
@@ -79,7 +79,7 @@ class FaceStore:
         saved = self.root / "extract_config.json"
         wanted = {k: config.to_dict()[k] for k in _STORE_SETTINGS}
         if saved.is_file():
-            have = json.loads(saved.read_text())
+            have = {"consecutive": False, **json.loads(saved.read_text())}  # stores older than that setting
             diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
             if diff:
                 desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())

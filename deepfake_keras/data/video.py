@@ -86,35 +86,46 @@ def _info(cap) -> VideoInfo:
     return VideoInfo(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), fps, count)
 
 
-def sample_indices(n_frames: int, count: int, video_fps: float = 0.0, rate: float | None = None) -> list:
+def sample_indices(n_frames: int, count: int, video_fps: float = 0.0, rate: float | None = None,
+                   consecutive: bool = False) -> list:
     """Indices of the frames to take from a video of ``n_frames`` frames.
 
     ``rate=None``: ``count`` frames evenly spaced from the first to the last
     (all of them if the video is shorter). ``rate`` (frames per second): one
     frame every ``video_fps / rate`` frames starting at frame 0, at most
     ``count`` of them; a video whose frame rate is unknown is taken as 25 fps.
+    ``consecutive=True``: ``count`` frames in a row (every frame, or every
+    sampled frame at ``rate``), centred in the video, for the sequence models.
 
     >>> sample_indices(10, 4)
     [0, 3, 6, 9]
     >>> sample_indices(100, 3, video_fps=25, rate=1)
     [0, 25, 50]
+    >>> sample_indices(10, 4, consecutive=True)
+    [3, 4, 5, 6]
     """
     if n_frames <= 0 or count <= 0:
         return []
     if rate is None:
+        if consecutive:
+            start = max(0, (n_frames - count) // 2)
+            return list(range(start, min(n_frames, start + count)))
         if n_frames <= count:
             return list(range(n_frames))
         return sorted(set(np.linspace(0, n_frames - 1, count).round().astype(int).tolist()))
     step = (video_fps if video_fps > 0 else 25.0) / rate
     indices = []
     k = 0
-    while len(indices) < count:
+    while consecutive or len(indices) < count:
         i = int(round(k * step))
         if i >= n_frames:
             break
         if not indices or i != indices[-1]:
             indices.append(i)
         k += 1
+    if consecutive:
+        start = max(0, (len(indices) - count) // 2)
+        indices = indices[start:start + count]
     return indices
 
 
@@ -140,7 +151,8 @@ def _read(cap, wanted: list, max_side: int, read_to_end: bool):
     return indices, images, scale, -1
 
 
-def read_frames(path, count: int = 25, rate: float | None = None, max_side: int = 1920) -> Frames:
+def read_frames(path, count: int = 25, rate: float | None = None, max_side: int = 1920,
+                consecutive: bool = False) -> Frames:
     """Sampled frames of the video at ``path`` (see :func:`sample_indices`).
 
     Raises :class:`VideoError` for a file that is missing, empty, not a video
@@ -151,7 +163,7 @@ def read_frames(path, count: int = 25, rate: float | None = None, max_side: int 
         info = _info(cap)
         reported = info.reported_frames
         if reported > 0:
-            wanted = sample_indices(reported, count, info.fps, rate)
+            wanted = sample_indices(reported, count, info.fps, rate, consecutive)
             # read to the end only when sampling spans the whole video, so that
             # the true count is known if the reported one was too high
             indices, images, scale, decoded = _read(cap, wanted, max_side, read_to_end=False)
@@ -168,7 +180,7 @@ def read_frames(path, count: int = 25, rate: float | None = None, max_side: int 
         if true_count == 0:
             raise VideoError(path, "no frame could be decoded (truncated or corrupt video)")
         cap = _open(path)
-        wanted = sample_indices(true_count, count, info.fps, rate)
+        wanted = sample_indices(true_count, count, info.fps, rate, consecutive)
         indices, images, scale, decoded = _read(cap, wanted, max_side, read_to_end=False)
         return _nonempty(path, Frames(indices, images, info, scale, true_count))
     finally:
