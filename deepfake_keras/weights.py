@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -215,8 +216,15 @@ def _download(url: str, target: Path, spec: WeightSpec, timeout: float = 30) -> 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
         try:
+            from tqdm.auto import tqdm
+
+            print(f"[deepfake-keras] downloading weights {spec.name!r} from {url} to {target}", file=sys.stderr)
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+                size = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=size, unit="B", unit_scale=True, desc=spec.filename) as bar:
+                    for block in iter(lambda: response.read(1 << 20), b""):
+                        out.write(block)
+                        bar.update(len(block))
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise _by_hand(spec, target, f"{type(e).__name__}: {getattr(e, 'reason', e)}") from e
         check_file(tmp, spec)
