@@ -137,6 +137,18 @@ def _run_report(args) -> int:
     return 0
 
 
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    from .predict import add_arguments
+
+    add_arguments(p)
+
+
+def _run_predict(args) -> int:
+    from .predict import run_cli
+
+    return run_cli(args)
+
+
 def _pipeline(module: str) -> tuple:
     """(add arguments, run) of an experiment pipeline in :mod:`deepfake_keras.pipelines`."""
     import importlib
@@ -162,6 +174,8 @@ COMMANDS = {
     "celebdf-bagging": ("the Celeb-DF Xception bagging experiment (= python experiments/celebdf_xception_bagging.py)",
                         *_pipeline("celebdf_bagging")),
     "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
+    "predict": ("score videos with a trained model bundle: JSON report, annotated video, Grad-CAM", _add_predict,
+                _run_predict),
 }
 
 

@@ -82,3 +82,21 @@ def test_table_1_and_figures(run_dir):
     assert set(pd.read_csv(run_dir / "tsne.csv")["panel"]) == {"before training (Xception features)",
                                                                "after training (fc1, bag 0)"}
     assert (run_dir / "fig_4_gradcam.png").stat().st_size > 10_000
+
+
+def test_run_saves_a_bundle_of_its_bags(run_dir):
+    """``bundle/`` holds the bags; loaded, they give the run's per-frame mean probabilities from the
+    stored crops (same weights, same resizing as the training input pipeline)."""
+    from deepfake_keras.bundle import load_bundle
+    from deepfake_keras.data.store import FaceStore
+
+    bundle = load_bundle(run_dir / "bundle")
+    assert (bundle.kind, bundle.decision, bundle.image_size, len(bundle.bags)) == ("xception", "vote", 71, 2)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert bundle.extract_config.to_dict() == config["extract"]
+    store = FaceStore.open(config["store"])
+    frames = pd.read_csv(run_dir / "frame_predictions.csv").merge(
+        store.faces()[["store_key", "frame", "crop"]], on=["store_key", "frame"], how="left")
+    scores, per_bag = bundle.score_faces([store.load_crop(c) for c in frames["crop"]])
+    np.testing.assert_allclose(scores, frames["frames_only"], rtol=0, atol=1e-5)
+    assert per_bag.shape == (len(frames), 2)

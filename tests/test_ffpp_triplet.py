@@ -79,3 +79,23 @@ def test_run_refuses_a_folder_that_holds_something_else(tmp_path, ffpp_mini):
     with pytest.raises(ValueError, match="not empty"):
         ffpp_triplet.main(["--data-root", str(ffpp_mini), "--out", str(tmp_path)])
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_run_saves_a_bundle_of_its_best_model(run_dir):
+    """``bundle/`` holds triplets + SGD; loaded, it gives the run's frame scores from the store's
+    cached embeddings (the same head, the same classifier)."""
+    import numpy as np
+
+    from deepfake_keras.bundle import load_bundle
+    from deepfake_keras.embeddings import embed_store
+
+    bundle = load_bundle(run_dir / "bundle")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (bundle.kind, bundle.meta["source"]["model"], bundle.facenet_spec.name) == (
+        "triplet", "triplet_sgd", "facenet-msceleb-128")
+    assert bundle.extract_config.to_dict() == config["extract"] and bundle.meta["config"] == config
+    table, x = embed_store(config["store"], "facenet-msceleb-128", progress=False)  # cached: no FaceNet loaded
+    frames = pd.read_csv(run_dir / "frame_predictions.csv", dtype={"video_id": str})
+    index = {(k, f): i for i, (k, f) in enumerate(zip(table["store_key"], table["frame"]))}
+    rows = [index[k, f] for k, f in zip(frames["store_key"], frames["frame"])]
+    np.testing.assert_allclose(bundle.score_embeddings(x[rows]), frames["triplet_sgd"], rtol=0, atol=1e-6)

@@ -31,7 +31,8 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
     ``crops`` is ``[(frame index, RGB crop)]`` for the frames where a face was
     found (the largest one), ``rows`` the matching :data:`store.FACE_COLUMNS`
     dicts (boxes and landmarks in the video's own pixels), ``info`` counts and
-    video properties. Raises :class:`VideoError` for an unreadable video.
+    video properties, and ``sampled_frames``, the indices of every sampled frame
+    (with a face or not). Raises :class:`VideoError` for an unreadable video.
     """
     frames = read_frames(path, config.frames_per_video, config.fps, config.max_frame_side, config.consecutive)
     crops, rows = [], []
@@ -53,6 +54,7 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
     return crops, rows, {
         "frames_sampled": len(frames.images), "frames_with_face": len(rows), "width": info.width,
         "height": info.height, "fps": round(info.fps, 3), "reported_frames": info.reported_frames,
+        "sampled_frames": [int(i) for i in frames.indices],
     }
 
 

@@ -179,6 +179,16 @@ def run(args):
     metrics["seconds"] = round(time.time() - started, 1)
     save_json(run_dir / "metrics.json", metrics)
     report(run_dir)
+    from ..bundle import new_bundle_dir, save_bundle  # the run's bags, for `deepfake-keras predict`
+    from ..training import THRESHOLD, WEIGHTS_FILE
+
+    bundle = save_bundle(new_bundle_dir(run_dir), "xception", extract_config=extract_config, threshold=THRESHOLD,
+                         bag_weights=[bags_dir / f"bag_{i}" / WEIGHTS_FILE for i in range(args.bags)],
+                         image_size=s["image_size"], config=config,
+                         source={"experiment": EXPERIMENT, "model": "mean_prob", "demo": demo,
+                                 "description": f"Xception, {args.bags} bags (majority vote, mean probability)",
+                                 "test": metrics["test"]["mean_prob"]})
+    log(f"model bundle ({args.bags} Xception bags): {bundle}")
     log(f"{'DEMO ' if demo else ''}test videos: frames only (7 bags) AUC {frames_only['auc']:.3f}, vote accuracy "
         f"{frames_only['vote_accuracy']:.3f}; triplets + SGD AUC {metrics['test']['triplet_sgd']['video']['auc']:.3f} "
         f"({metrics['seconds']:.0f} s); results in {run_dir}")

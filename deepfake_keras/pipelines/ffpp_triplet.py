@@ -132,6 +132,14 @@ def run(args):
     tsne_panels(panels, labels[pick], args.seed).to_csv(run_dir / "tsne.csv", index=False)
 
     report(run_dir)
+    from ..bundle import save_triplet_run_bundle  # the run's best model, for `deepfake-keras predict`
+
+    bundle = save_triplet_run_bundle(
+        run_dir, run_dir / "models" / "triplet", spaces["triplet"][train], labels[train], facenet["used"],
+        extract_config, args.seed, "sgd", config=config, check=(spaces["triplet"], scores["triplet_sgd"]),
+        source={"experiment": EXPERIMENT, "model": "triplet_sgd", "description": MODELS["triplet_sgd"], "demo": demo,
+                "test": metrics["test"]["triplet_sgd"]})
+    log(f"model bundle (triplets + SGD): {bundle}")
     best = metrics["test"]["triplet_sgd"]["video"]
     log(f"{'DEMO ' if demo else ''}triplets + SGD on the test split: video AUC {best['auc']:.3f}, "
         f"accuracy {best['accuracy']:.3f}, EER {best['eer']:.3f} ({metrics['seconds']:.0f} s); results in {run_dir}")
