@@ -173,6 +173,7 @@ COMMANDS = {
                      *_pipeline("ffpp_triplet")),
     "celebdf-bagging": ("the Celeb-DF Xception bagging experiment (= python experiments/celebdf_xception_bagging.py)",
                         *_pipeline("celebdf_bagging")),
+    "ffpp-baselines": ("the FF++ baselines, Table II (= python experiments/ffpp_baselines.py)", *_pipeline("ffpp_baselines")),
     "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
     "predict": ("score videos with a trained model bundle: JSON report, annotated video, Grad-CAM", _add_predict,
                 _run_predict),

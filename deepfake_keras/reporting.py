@@ -265,3 +265,62 @@ def report(run_dir) -> list:
     if experiment not in REPORTS:
         raise ValueError(f"{run_dir}: no report for experiment {experiment!r} (known: {sorted(REPORTS)})")
     return REPORTS[experiment](run_dir, config, metrics)
+
+
+def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
+    """Table II with the paper's four rows (the triplet row from the triplet run), the ConvLSTM row
+    (ours) and every LSTM/GRU variant; ROC of the baselines on the test videos."""
+    demo = config.get("demo", False)
+    video = {k: v["video"] for k, v in metrics["test"].items()}
+    names = metrics["models"]
+    selected = metrics["selected_recurrent"]
+    triplet = metrics.get("triplet", {})
+    measured = {"Frames only": video["frames_only"].get("accuracy"), "3d Convolution": video["conv3d"].get("accuracy"),
+                "Frames + LSTM/GRU": video["lstm_gru"].get("accuracy"),
+                "Triplets (Semi-hard)": triplet.get("accuracy"),
+                "ConvLSTM (ours, not in the paper)": video["convlstm"].get("accuracy")}
+    variants = {}
+    for n in config["seq_lens"]:
+        for kind in config["kinds"]:
+            key = f"{kind}_{n}"
+            variants[names[key] + (" (selected)" if key == selected else "")] = video[key].get("accuracy")
+    t2 = table_2({**measured, **variants})
+    t2.loc[t2["Model"].isin(list(variants)), "Row"] = "variant of Frames + LSTM/GRU"
+    if triplet.get("source") == "skipped":
+        triplet_note = "Triplet row: not measured in this run (--triplet-run none)."
+    else:
+        triplet_note = (f"Triplet row: semi-hard triplets + SGD of the ffpp_triplet run "
+                        f"{Path(triplet.get('run_dir', '')).name or triplet.get('run_dir')} "
+                        f"({'run by this experiment' if triplet.get('source') == 'ran' else 'given'}).")
+        if triplet.get("mismatch"):
+            triplet_note += f" That run differs from this one in: {', '.join(triplet['mismatch'])}."
+    seq = metrics.get("sequences", {})
+    padded = sum(v.get("padded_videos", 0) for v in seq.values())
+    dropped = sum(v.get("dropped_videos", 0) for v in seq.values())
+    note = (f"Measured: FF++ {config['compression']} {'+'.join(config['methods'])} vs pristine, test split, video "
+            f"accuracy at P(fake) >= 0.5. Frames only: Xception ({config['image_size']} px, start "
+            f"{config['xception_weights']['used']}, at most {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}), "
+            f"mean over the video's frames (batch-norm statistics recomputed on its training frames). "
+            f"LSTM/GRU: 32 units on the 512-d fc1 features of that Xception; the paper row is {names['lstm_gru']}, "
+            f"the best validation accuracy of the variants listed. Conv3D and ConvLSTM: clips of "
+            f"{config['clip_frames']} consecutive faces at {config['clip_size']} px, from scratch (Nadam "
+            f"{config.get('conv_learning_rate', 'n/a')}). Short videos: "
+            f"{config['short']} ({padded} padded, {dropped} dropped sequences over all models). {triplet_note} "
+            f"The paper's numbers are as it reports them.")
+    if demo:
+        note += " DEMO data: 5 real people in synthetic clips; this shows the pipeline working, not the paper's numbers."
+    out = [write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy, baselines", demo), note)]
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    test = predictions[predictions["split"] == "test"]
+    curves = {}
+    for name, col in (("Frames only", "frames_only"), (f"Frames + {selected}", "lstm_gru"), ("Conv3D", "conv3d"),
+                      ("ConvLSTM (ours)", "convlstm")):
+        if col in test and test.dropna(subset=[col])["label"].nunique() == 2:
+            curves[name] = col
+    if curves:
+        out.append(plot_roc(test, curves, run_dir / "fig_roc_baselines.png",
+                            title_of("ROC of the FF++ baselines (test videos)", demo)))
+    return out
+
+
+REPORTS["ffpp_baselines"] = _report_ffpp_baselines
