@@ -294,3 +294,23 @@ def test_checkpoint_restores_the_optimizer_state(tmp_path):
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert not all(np.allclose(a, b) for a, b in zip(first.get_weights(), fresh.get_weights()))
+
+
+def test_batch_norm_statistics_become_the_mean_of_the_batch_statistics():
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((3,))
+    hidden = tf.keras.layers.Dense(2, name="dense")(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.BatchNormalization(name="bn")(hidden))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(5.0, 2.0, (4, 3)).astype(np.float32) for _ in range(4)]
+    outs = [model.get_layer("dense")(b).numpy() for b in batches]
+    labels = np.zeros(4, np.float32)
+    assert T.recalibrate_batch_norm(model, [(b, labels) for b in batches], max_batches=3) == 3
+    bn = model.get_layer("bn")
+    assert np.allclose(bn.moving_mean.numpy(), np.mean([o.mean(0) for o in outs[:3]], axis=0), atol=1e-5)
+    assert np.allclose(bn.moving_variance.numpy(), np.mean([o.var(0) for o in outs[:3]], axis=0), rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
+    weights = model.get_layer("dense").get_weights()
+    assert T.recalibrate_batch_norm(model, batches) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_layer("dense").get_weights()))

@@ -13,11 +13,10 @@ Steps (each skipped when already done, so a re-run with the same ``--out`` resum
    them every frame is taken.
 2. **Frames only**: one Xception (the bagging experiment's classifier, without
    bagging: :func:`deepfake_keras.training.train_bag`) trained on the training
-   videos' frames, early stopping on the validation videos; then its
-   batch-norm statistics are recomputed on those frames
-   (:func:`recalibrate_batch_norm`: after a short training Keras' moving
-   averages are still near their initial values and the model's inference
-   output is constant); video score = mean P(fake) of its frames.
+   videos' frames, early stopping on the validation videos (its batch-norm
+   statistics recomputed on those frames, see
+   :func:`deepfake_keras.training.recalibrate_batch_norm`); video score =
+   mean P(fake) of its frames.
 3. Per-frame 512-d ``fc1`` features of that Xception -- trained end to end on
    FF++, as the paper found essential; when no ImageNet start can be had it
    is trained from scratch, and its features are still those of the model
@@ -90,7 +89,6 @@ FEATURE_BATCH = 64
 # Xception only): at 0.002 the 13.5M-parameter Conv3D diverged on the DEMO data (training loss 60 in the
 # first epoch, then dead ReLUs and a constant output).
 CONV_LEARNING_RATE = 1e-4
-BN_BATCHES = 100  # at most this many training batches to recompute the Xception's batch-norm statistics
 MODEL_WEIGHTS = "model.weights.h5"
 MODEL_RECORD = "model.json"
 
@@ -225,47 +223,6 @@ def fit_resumable(build, train, val, out_dir, *, epochs: int, patience, seed: in
     return record
 
 
-def recalibrate_batch_norm(model, dataset, max_batches: int | None = None) -> int:
-    """Recompute the moving mean and variance of every ``BatchNormalization`` layer of ``model`` as the
-    average of their batch statistics over ``dataset`` (batches of inputs, or ``(inputs, ...)``
-    tuples); returns the number of batches used. Nothing else changes.
-
-    Why ("precise BN", Wu and Johnson 2021): Keras keeps these statistics as
-    moving averages with momentum 0.99, so after a short training (the DEMO's
-    2 epochs of 18 steps: 0.99 ** 36 = 70 % of the initial 0 / 1 remains) an
-    Xception in inference mode sees statistics that are nothing like its
-    activations. Measured on the DEMO data, an Xception trained from scratch
-    for 2 epochs then gave the same ``fc1`` features and P(fake) for all 2255
-    faces (standard deviation 4e-7); recomputed on its 288 training frames,
-    the features vary (0.02) as they do in training mode. After the paper's
-    30 epochs the moving averages have converged and this changes little.
-
-    Each layer's momentum is set to ``n / (n + 1)`` before the ``n``-th batch
-    (0-based) so that the moving value becomes the running mean of the batch
-    values, and restored afterwards.
-    """
-    import tensorflow as tf
-
-    layers = [m for m in model.submodules if isinstance(m, tf.keras.layers.BatchNormalization)]
-    if not layers:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    n = 0
-    try:
-        for batch in dataset:
-            x = batch[0] if isinstance(batch, tuple) else batch
-            for layer in layers:
-                layer.momentum = n / (n + 1.0)
-            model(x, training=True)
-            n += 1
-            if max_batches and n >= int(max_batches):
-                break
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    return n
-
-
 def _load(build, out_dir):
     model = build()
     model.load_weights(str(Path(out_dir) / MODEL_WEIGHTS))
@@ -364,7 +321,6 @@ class _NoRetracingWarnings:
 def run(args):
     from ..data.datasets import ffpp_manifest
     from ..models import conv3d, sequence
-    from ..models import xception as xc
     from ..reporting import report
     from ..runs import default_store
     from ..training import balanced_weights, train_bag
@@ -416,21 +372,10 @@ def run(args):
                     image_size=s["image_size"], batch_size=s["batch_size"], weights=weights["used"], seed=args.seed,
                     patience=args.patience, verbose=verbose)
 
-    # batch-norm statistics recomputed on the training frames (see recalibrate_batch_norm)
-    frames_dir = models_dir / "frames_only"
-    precise = frames_dir / "model.precise-bn.weights.h5"
-    if not precise.is_file():
-        model = xc.load_classifier(frames_dir / bag["weights"], s["image_size"])
-        used = recalibrate_batch_norm(model, xc.face_dataset(train_faces, store, s["image_size"], s["batch_size"],
-                                                             shuffle=True, seed=args.seed, labels=False),
-                                      BN_BATCHES)
-        log(f"frames only: batch-norm statistics recomputed on {used} batches of training frames")
-        model.save_weights(str(frames_dir / ".tmp-precise.weights.h5"))
-        (frames_dir / ".tmp-precise.weights.h5").replace(precise)
-        del model
+    weights_file = models_dir / "frames_only" / bag["weights"]  # batch norm recomputed by train_bag
 
     # 2. fc1 features of every stored frame (and the frames-only P(fake) from the same pass) ---------
-    features, p_frame = sequence.cached_features(faces, store, precise, run_dir, s["image_size"], FEATURE_BATCH,
+    features, p_frame = sequence.cached_features(faces, store, weights_file, run_dir, s["image_size"], FEATURE_BATCH,
                                                  progress=not args.quiet)
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     frame_table["frames_only"] = p_frame
@@ -439,8 +384,8 @@ def run(args):
 
     predictions = video_predictions(frame_table, ["frames_only"])
     training = {"frames_only": {**{k: bag[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "counts")},
-                                "weights": str(precise.relative_to(run_dir)), "batch_norm": "recomputed on the "
-                                f"training frames (at most {BN_BATCHES} batches)"}}
+                                "weights": str(weights_file.relative_to(run_dir)),
+                                "batch_norm_batches": bag["batch_norm_batches"]}}
     sequences = {}
 
     def add_column(index, key, scores):
