@@ -76,6 +76,19 @@ def _dump(data) -> bytes:
 
 # --------------------------------------------------------------------------- splitting by video
 
+def _write_or_check(path: Path, data: dict, conflict: str, advice: str) -> None:
+    """Write ``data`` as JSON at ``path``, or, if the file exists, check that it holds the same;
+    a difference raises ValueError (``conflict`` (differs in: keys); ``advice``)."""
+    want = json.loads(_dump(data))
+    if not path.is_file():
+        write_atomic(path, _dump(data))
+        return
+    have = json.loads(path.read_text())
+    if have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise ValueError(f"{conflict} (differs in: {', '.join(diff)}); {advice}")
+
+
 def video_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per video (``store_key``) of a frame or video table: ``store_key``, ``label``,
     ``split`` and ``n_frames`` (rows of that video), sorted by ``store_key``.
@@ -387,15 +400,8 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
                 "learning_rate": learning_rate, "schedule_decay": schedule_decay, "optimizer": "legacy.Nadam",
                 "augment": bool(augment), "steps_per_epoch": steps_per_epoch and int(steps_per_epoch),
                 "model": getattr(build, "__qualname__", repr(build)), "counts": counts, **(extra or {})}
-    saved = bag_dir / SETTINGS_FILE
-    if saved.is_file():
-        have = json.loads(saved.read_text())
-        if have != json.loads(_dump(settings)):
-            diff = sorted(k for k in set(have) | set(settings) if have.get(k) != json.loads(_dump(settings)).get(k))
-            raise ValueError(f"{bag_dir} holds an interrupted run with other settings ({', '.join(diff)}); "
-                             f"use the same settings to resume it, or delete the folder")
-    else:
-        write_atomic(saved, _dump(settings))
+    _write_or_check(bag_dir / SETTINGS_FILE, settings, f"{bag_dir} holds an interrupted run with other settings",
+                    "use the same settings to resume it, or delete the folder")
 
     started = time.time()
     tf.keras.utils.set_random_seed(int(seed))
@@ -498,15 +504,8 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
                          else Path(weights).name, "patience": patience, "learning_rate": learning_rate,
                          "schedule_decay": schedule_decay, "augment": bool(augment),
                          "steps_per_epoch": steps_per_epoch}}
-    plan_path = out_dir / PLAN_FILE
-    if plan_path.is_file():
-        have = json.loads(plan_path.read_text())
-        if have != json.loads(_dump(plan)):
-            diff = sorted(k for k in set(have) | set(plan) if have.get(k) != json.loads(_dump(plan)).get(k))
-            raise ValueError(f"{out_dir} holds bagging run with another plan (differs in: {', '.join(diff)}); "
-                             f"use the same data and settings to resume it, or another folder")
-    else:
-        write_atomic(plan_path, _dump(plan))
+    _write_or_check(out_dir / PLAN_FILE, plan, f"{out_dir} holds a bagging run with another plan",
+                    "use the same data and settings to resume it, or another folder")
     n_fake = [int((bag["label"] == 1).sum()) for bag in bags]
     _log(f"bagging: {n_bags} bags of {min(n_fake)}-{max(n_fake)} fake + {int((bags[0]['label'] == 0).sum())} real "
          f"training videos; validation: {len(val_videos)} videos ({val_source})")

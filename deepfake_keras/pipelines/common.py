@@ -7,6 +7,18 @@ import pandas as pd
 from ..runs import log
 
 
+def add_ffpp_arguments(p, experiment: str, methods_help: str = "") -> None:
+    """The FF++ data options every FF++ experiment takes."""
+    from ..data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+
+    p.add_argument("--data-root", help="FaceForensics++ root (default: the built-in DEMO dataset)")
+    p.add_argument("--splits", help="folder with the official train/val/test.json (default: beside the dataset)")
+    p.add_argument("--compression", default="c40", choices=FFPP_COMPRESSIONS, help="default c40, the paper's")
+    p.add_argument("--methods", nargs="+", default=["NeuralTextures"], choices=FFPP_METHODS,
+                   help=f"manipulations against pristine (default NeuralTextures{methods_help})")
+    p.add_argument("--out", help=f"results folder (default results/{experiment}/<timestamp>)")
+
+
 def extract_faces(manifest: pd.DataFrame, root, store, extract_config, workers: int, progress: bool):
     """Fill the face store for ``manifest``; returns (the store's faces of these videos, summary)."""
     from ..data.extract import extract

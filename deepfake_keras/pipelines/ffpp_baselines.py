@@ -94,16 +94,11 @@ MODEL_RECORD = "model.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+    from .common import add_ffpp_arguments
     from ..models.sequence import KINDS, SEQ_LENS, SHORT, SHORT_POLICIES
     from ..training import PATIENCE
 
-    p.add_argument("--data-root", help="FaceForensics++ root (default: the built-in DEMO dataset)")
-    p.add_argument("--splits", help="folder with the official train/val/test.json (default: beside the dataset)")
-    p.add_argument("--compression", default="c40", choices=FFPP_COMPRESSIONS, help="default c40, the paper's")
-    p.add_argument("--methods", nargs="+", default=["NeuralTextures"], choices=FFPP_METHODS,
-                   help="manipulations against pristine (default NeuralTextures)")
-    p.add_argument("--out", help=f"results folder (default results/{EXPERIMENT}/<timestamp>)")
+    add_ffpp_arguments(p, EXPERIMENT)
     p.add_argument("--store", help="face store of consecutive frames (default: a cache folder keyed by dataset "
                                    "and settings)")
     for key, text in HELP.items():

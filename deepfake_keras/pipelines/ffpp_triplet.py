@@ -45,15 +45,10 @@ DROPOUT = 0.5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+    from .common import add_ffpp_arguments
     from ..models import triplet
 
-    p.add_argument("--data-root", help="FaceForensics++ root (default: the built-in DEMO dataset)")
-    p.add_argument("--splits", help="folder with the official train/val/test.json (default: beside the dataset)")
-    p.add_argument("--compression", default="c40", choices=FFPP_COMPRESSIONS, help="default c40, the paper's")
-    p.add_argument("--methods", nargs="+", default=["NeuralTextures"], choices=FFPP_METHODS,
-                   help="manipulations against pristine (default NeuralTextures, the paper's Tables III-IV)")
-    p.add_argument("--out", help="results folder (default results/ffpp_triplet/<timestamp>)")
+    add_ffpp_arguments(p, EXPERIMENT, ", the paper's Tables III-IV")
     p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and settings)")
     p.add_argument("--frames", type=int, help=f"frames per video (default {PAPER_FRAMES}; {DEMO_FRAMES} on DEMO data)")
     p.add_argument("--facenet", default="facenet-vggface2-512",
