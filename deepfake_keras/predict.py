@@ -145,7 +145,7 @@ def video_decision(bundle, scores, per_bag=None) -> dict:
     if bundle.decision == "vote" and per_bag is not None:
         bag_scores = np.array([[AGGREGATIONS[bundle.aggregation](pd.Series(col), bundle.threshold)
                                 for col in np.asarray(per_bag).T]])
-        vote, mean_prob = aggregate_bags(bag_scores, bundle.threshold)
+        vote, _ = aggregate_bags(bag_scores, bundle.threshold)
         out.update(verdict="fake" if int(vote[0]) else "real", votes_fake=int((bag_scores >= bundle.threshold).sum()),
                    n_bags=int(bag_scores.shape[1]), bag_video_scores=[float(v) for v in bag_scores[0]])
     else:
