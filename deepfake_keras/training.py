@@ -120,7 +120,7 @@ def video_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_validation(videos: pd.DataFrame, fraction: float = VAL_FRACTION, seed: int = 0,
-                     split: str = "train") -> tuple:
+                     split: str = "train", groups=None) -> tuple:
     """``(train, val)``: the ``split`` videos of ``videos`` divided by video, stratified by label.
 
     Of each class, ``round(fraction * n)`` videos (at least 1, at most ``n - 1``)
@@ -128,6 +128,16 @@ def split_validation(videos: pd.DataFrame, fraction: float = VAL_FRACTION, seed:
     ``fraction=0`` gives an empty validation table. ``videos`` may be a frame table
     (it is reduced with :func:`video_table` first). Raises ValueError when a class
     has fewer than 2 videos (none could be held out and kept).
+
+    ``groups`` (``{store_key: group}``, e.g. the source clip of each Celeb-DF video,
+    :func:`deepfake_keras.data.datasets.celebdf_clip`): videos of one group go to the
+    same side, so that a fake and the real clip it was made from never straddle
+    train and validation. Groups are drawn in a seeded order: first groups holding
+    real videos until the real quota is met (skipping those whose fakes would
+    overshoot the fake quota while another can still be taken), then groups of
+    fakes only until the fake quota is met; a quota can be overshot by the rest of
+    the last group taken. Raises ValueError when a class would be left with no
+    training or no validation video.
     """
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
@@ -136,17 +146,53 @@ def split_validation(videos: pd.DataFrame, fraction: float = VAL_FRACTION, seed:
     if fraction == 0:
         return pool.reset_index(drop=True), pool.iloc[:0].reset_index(drop=True)
     rng = np.random.default_rng(int(seed))
-    val_keys = []
+    quota = {}
     for label in (0, 1):
-        keys = np.sort(pool.loc[pool["label"] == label, "store_key"].to_numpy())
-        if len(keys) < 2:
+        n = int((pool["label"] == label).sum())
+        if n < 2:
             raise ValueError(f"a stratified validation split needs >= 2 {('real', 'fake')[label]} {split} videos, "
-                             f"got {len(keys)}; pass a validation fraction of 0 to train without one")
-        k = min(len(keys) - 1, max(1, int(round(fraction * len(keys)))))
-        val_keys.extend(rng.choice(keys, size=k, replace=False).tolist())
+                             f"got {n}; pass a validation fraction of 0 to train without one")
+        quota[label] = min(n - 1, max(1, int(round(fraction * n))))
+    if groups is None:
+        val_keys = []
+        for label in (0, 1):
+            keys = np.sort(pool.loc[pool["label"] == label, "store_key"].to_numpy())
+            val_keys.extend(rng.choice(keys, size=quota[label], replace=False).tolist())
+    else:
+        val_keys = _grouped_validation(pool, groups, quota, rng)
     is_val = pool["store_key"].isin(val_keys)
+    for label in (0, 1):
+        cls = pool["label"] == label
+        if not (is_val & cls).any() or not (~is_val & cls).any():
+            raise ValueError(f"the grouped validation split leaves no {('real', 'fake')[label]} video on one side "
+                             f"(groups too large for {len(pool)} {split} videos)")
     val = pool[is_val].assign(split="val").reset_index(drop=True)
     return pool[~is_val].reset_index(drop=True), val
+
+
+def _grouped_validation(pool: pd.DataFrame, groups, quota: dict, rng) -> list:
+    """The store keys of whole groups held out to meet ``quota`` (see :func:`split_validation`)."""
+    group_of = pool["store_key"].map(lambda k: groups.get(k, k))
+    counts = pd.crosstab(group_of, pool["label"]).reindex(columns=[0, 1], fill_value=0)
+    order = counts.index.to_numpy()[rng.permutation(len(counts))]
+    taken, have = [], {0: 0, 1: 0}
+    with_real = [g for g in order if counts.at[g, 0] > 0]
+    for i, g in enumerate(with_real):  # reals first: each brings its fakes along
+        if have[0] >= quota[0]:
+            break
+        others_left = len(with_real) - i - 1
+        if have[1] + counts.at[g, 1] > quota[1] and others_left and counts.at[g, 1] > 0:
+            continue
+        taken.append(g)
+        have[0] += counts.at[g, 0]
+        have[1] += counts.at[g, 1]
+    for g in order:  # then fakes-only groups
+        if have[1] >= quota[1]:
+            break
+        if counts.at[g, 0] == 0:
+            taken.append(g)
+            have[1] += counts.at[g, 1]
+    return pool.loc[group_of.isin(taken).to_numpy(), "store_key"].tolist()
 
 
 def make_bags(videos: pd.DataFrame, n_bags: int = N_BAGS, seed: int = 0, split: str = "train") -> list:

@@ -78,6 +78,37 @@ def test_validation_split_is_by_video_and_stratified():
         T.split_validation(video_rows(10, 1), fraction=0.1)
 
 
+def test_grouped_validation_keeps_each_clip_with_its_fakes():
+    # 10 real clips c0..c9, clip ci has i % 4 + 2 fakes made from it; 6 fakes whose clip is not shipped
+    rows, groups = [], {}
+    for i in range(10):
+        groups[f"r{i}"] = f"c{i}"
+        rows.append({"store_key": f"r{i}", "label": 0, "split": "train"})
+        for j in range(i % 4 + 2):
+            groups[f"f{i}_{j}"] = f"c{i}"
+            rows.append({"store_key": f"f{i}_{j}", "label": 1, "split": "train"})
+    for j in range(6):
+        groups[f"u{j}"] = f"unshipped{j // 2}"
+        rows.append({"store_key": f"u{j}", "label": 1, "split": "train"})
+    table = pd.DataFrame(rows)
+    n_fake = int((table["label"] == 1).sum())  # 36
+    for seed in range(8):
+        train, val = T.split_validation(table, fraction=0.2, seed=seed, groups=groups)
+        assert len(train) + len(val) == len(table) and set(train["store_key"]).isdisjoint(val["store_key"])
+        train_groups = {groups[k] for k in train["store_key"]}
+        val_groups = {groups[k] for k in val["store_key"]}
+        assert train_groups.isdisjoint(val_groups)  # no clip straddles the split
+        assert (val["label"] == 0).sum() == 2  # the real quota, round(0.2 * 10)
+        assert (val["label"] == 1).sum() >= round(0.2 * n_fake)  # the fake quota, overshot by at most one group
+        assert (val["label"] == 1).sum() < round(0.2 * n_fake) + 6
+        assert (train["label"] == 0).any() and (train["label"] == 1).any()
+    again = T.split_validation(table, fraction=0.2, seed=3, groups=groups)[1]
+    assert list(again["store_key"]) == list(T.split_validation(table, fraction=0.2, seed=3, groups=groups)[1]["store_key"])
+    # videos missing from groups are their own group; one group holding every fake cannot be split
+    with pytest.raises(ValueError, match="no fake video on one side"):
+        T.split_validation(table, fraction=0.2, groups={k: ("all" if k[0] in "fu" else k) for k in groups})
+
+
 # --------------------------------------------------------------------------- aggregation
 
 def test_vote_and_mean_probability_by_hand():

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from deepfake_keras.data.datasets import (FAKE, REAL, UNKNOWN, DatasetError, celebdf_manifest, ffpp_manifest,
-                                          folder_manifest, read_ffpp_splits)
+from deepfake_keras.data.datasets import (FAKE, REAL, UNKNOWN, DatasetError, celebdf_clip, celebdf_manifest,
+                                          ffpp_manifest, folder_manifest, read_ffpp_splits)
 
 from .conftest import shared
 
@@ -126,6 +126,14 @@ def test_celebdf_official_list(tmp_path):
     assert (train.loc["id58_id3_0009", "target_id"], train.loc["id58_id3_0009", "source_id"]) == ("id58", "id3")
     assert (train.loc["id58_0009", "target_id"], train.loc["id58_0009", "label"]) == ("id58", REAL)
     assert train.loc["99999", "store_key"] == "celebdf/YouTube-real/99999"
+
+
+def test_celebdf_clip_is_the_real_clip_a_fake_was_made_from():
+    assert celebdf_clip("id1_id0_0007", FAKE) == "id1_0007"  # id0's face in id1's clip 0007
+    assert celebdf_clip("id58_id3_0009", FAKE) == "id58_0009"
+    assert celebdf_clip("id1_0007", REAL) == "id1_0007"
+    assert celebdf_clip("00170", REAL) == "00170"  # YouTube-real: a clip of its own
+    assert celebdf_clip("odd_name", FAKE) == "odd_name"
 
 
 def test_celebdf_errors_name_what_is_missing(tmp_path):

@@ -119,6 +119,21 @@ def celebdf_manifest(root) -> pd.DataFrame:
     return _table(rows)
 
 
+def celebdf_clip(video_id: str, label: int) -> str:
+    """The real clip a Celeb-DF video was made from: ``id1_0007`` for the fake
+    ``id1_id0_0007`` and for the real ``id1_0007`` itself; any other name
+    (``YouTube-real/00170``) is its own clip. Used to keep a fake and its source
+    clip on the same side of a validation split.
+
+    >>> celebdf_clip("id1_id0_0007", 1), celebdf_clip("id1_0007", 0), celebdf_clip("00170", 0)
+    ('id1_0007', 'id1_0007', '00170')
+    """
+    parts = video_id.split("_")
+    if label == FAKE and len(parts) >= 3 and parts[0].startswith("id"):
+        return f"{parts[0]}_{'_'.join(parts[2:])}"
+    return video_id
+
+
 def _celebdf_ids(video_id: str, label: int) -> tuple:
     parts = video_id.split("_")
     if label == FAKE and len(parts) >= 3:  # id1_id0_0007: id0's face in id1's video

@@ -86,7 +86,7 @@ def _settings(args, demo: bool) -> dict:
 
 
 def run(args):
-    from ..data.datasets import celebdf_manifest
+    from ..data.datasets import celebdf_clip, celebdf_manifest
     from ..data.store import FaceStore
     from ..explain.gradcam import gradcam_faces
     from ..explain.tsne import subsample, tsne_panels
@@ -114,8 +114,11 @@ def run(args):
     save_json(run_dir / "config.json", config)
 
     faces, summary = extract_faces(manifest, root, store, extract_config, args.workers, not args.quiet)
-    # Celeb-DF has no validation split: hold out videos of the training split, by video, per class
-    train_videos, val_videos = split_validation(faces, seed=args.seed)
+    # Celeb-DF has no validation split: hold out videos of the training split per class, each real
+    # clip together with the fakes made from it (a fake in training would show its clip's scene)
+    clips = {k: celebdf_clip(v, label) for k, v, label in
+             faces[["store_key", "video_id", "label"]].drop_duplicates("store_key").itertuples(index=False)}
+    train_videos, val_videos = split_validation(faces, seed=args.seed, groups=clips)
     faces.loc[faces["store_key"].isin(set(val_videos["store_key"])), "split"] = "val"
 
     log(f"training {args.bags} Xception bags ({s['image_size']} px, {s['epochs']} epochs, weights {weights['used']})")
