@@ -31,8 +31,10 @@ with, an uninterrupted one.)
 
 Validation (ours; Celeb-DF has no validation split): a fraction of the training
 videos, stratified by label and drawn by video with the seed, is held out from
-every bag (:func:`split_validation`); if the face table already has ``val``
-rows (FF++), those are used. Each epoch is scored on it with class-balanced
+every bag (:func:`split_validation`; the Celeb-DF experiment holds out each real
+clip together with the fakes made from it, so that no validation video shows a
+scene seen in training); if the face table already has ``val`` rows (FF++),
+those are used. Each epoch is scored on it with class-balanced
 sample weights (each class weighs half, as in the roughly balanced bags), early
 stopping watches that loss (``patience`` epochs), and the bag keeps the weights
 of its best epoch.
