@@ -153,15 +153,6 @@ def baseline_end_to_end(path, mtcnn, config):
     return crops
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
-
-
 def fmt(v, spec=".2f", none="-"):
     return none if v is None else format(v, spec)
 
@@ -204,7 +195,9 @@ def main(argv=None) -> int:
     from deepfake_keras.data.extract import extract_video
     from deepfake_keras.data.faces import FaceDetector
     from deepfake_keras.data.video import VideoError, read_frames
+    from deepfake_keras.runs import versions
 
+    mtcnn_version = versions().get("mtcnn", "?")
     clips = find_clips(args.data, args.clips)
     if not clips:
         print("no clip found; nothing to time (see --data and --clips)", file=sys.stderr)
@@ -216,7 +209,7 @@ def main(argv=None) -> int:
 
     print(f"{len(clips)} clip(s), {args.frames} frames each, detect_size {args.detect_size}, batch {batch_size}, "
           f"repeat {args.repeat}; {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}, mtcnn "
-          f"{_version('mtcnn')}, threads {args.threads or 'default'}", flush=True)
+          f"{mtcnn_version}, threads {args.threads or 'default'}", flush=True)
     results = []
     for k, path in enumerate(clips):
         name = str(path.relative_to(args.data)) if path.is_relative_to(args.data) else str(path)
@@ -277,7 +270,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "tensorflow": tf.__version__, "mtcnn": _version("mtcnn")},
+                        "tensorflow": tf.__version__, "mtcnn": mtcnn_version},
             "batch_size": batch_size, "clips": results, "summary": summary}, indent=1))
         print(f"numbers written to {args.json}")
     return 0 if all(e["pass"] for e in summary.values()) else 1

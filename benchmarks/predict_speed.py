@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     from deepfake_keras.bundle import load_bundle
     from deepfake_keras.data.faces import iou
     from deepfake_keras.data.video import video_info
-    from deepfake_keras.predict import annotate_video, detector_for, predict_video
+    from deepfake_keras.predict import annotate_video, predict_video, preload
 
     with tempfile.TemporaryDirectory(prefix="predict_speed-") as tmp:
         bundle_dir = args.bundle
@@ -131,9 +131,7 @@ def main(argv=None) -> int:
             bundle_dir = train_bundle(args.data, Path(tmp) / "bundle")
         t = time.perf_counter()
         bundle = load_bundle(bundle_dir)
-        detector = detector_for(bundle.extract_config)
-        if bundle.kind == "triplet":
-            bundle.facenet()
+        detector = preload(bundle)
         load_s = time.perf_counter() - t
         mtcnn = None
         if not args.no_naive:

@@ -65,7 +65,7 @@ import numpy as np
 
 from .assets import sha256_of
 from .config import ExtractConfig
-from .data.store import write_atomic
+from .runs import save_json
 
 FORMAT = "deepfake_keras-bundle"
 FORMAT_VERSION = 1
@@ -137,10 +137,6 @@ def bundle_versions() -> dict:
 
 def _major_minor(v: str) -> tuple:
     return tuple(str(v).split(".")[:2])
-
-
-def _dump(data) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
 def _type_name(obj) -> str:
@@ -266,7 +262,7 @@ def save_bundle(out_dir, kind: str = "triplet", *, extract_config: ExtractConfig
         else:
             meta.update(_save_xception(tmp, bag_weights, image_size, fc_units, dropout))
         meta["files"] = {name: sha256_of(tmp / name) for name in _listing(tmp)}
-        write_atomic(tmp / BUNDLE_FILE, _dump(meta))
+        save_json(tmp / BUNDLE_FILE, meta)
         if out.exists():
             out.rmdir()  # empty, checked above
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +341,7 @@ def _save_xception(tmp: Path, bag_weights, image_size, fc_units, dropout) -> dic
 class Bundle:
     """A loaded, verified bundle (see :func:`load_bundle`).
 
-    ``meta`` is ``bundle.json``. Triplet bundles have ``head``, ``head_record``, ``classifier``
+    ``meta`` is ``bundle.json``. Triplet bundles have ``head``, ``classifier``
     and ``facenet_spec`` (the FaceNet model itself is loaded on first use, :meth:`facenet`);
     Xception bundles have ``bags`` (one Keras model per bag) and ``image_size``.
     """
@@ -354,7 +350,6 @@ class Bundle:
     meta: dict
     extract_config: ExtractConfig
     head: object = None
-    head_record: dict | None = None
     classifier: object = None
     facenet_spec: object = None
     bags: list = field(default_factory=list)
@@ -444,15 +439,11 @@ class Bundle:
 
 def xception_inputs(faces, image_size: int) -> np.ndarray:
     """Face crops (RGB uint8) -> Xception inputs as in training: float resize with antialiasing
-    to ``image_size``, clipped to [0, 255], then ``x / 127.5 - 1``."""
-    import tensorflow as tf
+    to ``image_size``, clipped to [0, 255], then ``x / 127.5 - 1``
+    (:func:`deepfake_keras.models.xception.preprocess_faces`)."""
+    from .models.xception import preprocess_faces
 
-    faces = [np.asarray(f) for f in faces]
-    if not faces:
-        return np.zeros((0, image_size, image_size, 3), np.float32)
-    out = np.stack([tf.clip_by_value(tf.image.resize(tf.cast(f, tf.float32), (image_size, image_size),
-                                                     antialias=True), 0.0, 255.0).numpy() for f in faces])
-    return tf.keras.applications.xception.preprocess_input(out).astype(np.float32)
+    return preprocess_faces(faces, image_size)
 
 
 _FACENETS: dict = {}
@@ -493,10 +484,10 @@ def read_bundle_meta(path) -> dict:
     if meta.get("kind") not in KINDS:
         raise BundleError(f"{meta_path}: unknown kind {meta.get('kind')!r}; one of {KINDS}")
     _check_versions(meta, meta_path)
-    _check_files(meta, root)
     for key in ("extract", "threshold", "aggregation", "decision"):
         if key not in meta:
             raise BundleError(f"{meta_path}: no {key!r}")
+    _check_files(meta, root)
     return meta
 
 
@@ -563,7 +554,7 @@ def load_bundle(path, facenet=None, facenet_file=None) -> Bundle:
 def _load_triplet(bundle: Bundle, root: Path, meta: dict, facenet, facenet_file) -> None:
     import skops.io as sio
 
-    from .models.triplet import build_triplet_head
+    from .models.triplet import head_from_record
     from .weights import WEIGHTS, spec_for_file
 
     where = root / BUNDLE_FILE
@@ -606,7 +597,7 @@ def _load_triplet(bundle: Bundle, root: Path, meta: dict, facenet, facenet_file)
     record = json.loads(settings_path.read_text(encoding="utf-8"))
     s = record.get("settings", {})
     try:
-        head = build_triplet_head(s["input_dim"], s["units"], s["embedding_dim"], s["dropout"])
+        head = head_from_record(record)
     except (KeyError, TypeError, ValueError) as e:
         raise BundleError(f"{settings_path}: cannot rebuild the head from its settings ({e})") from None
     if int(s["input_dim"]) != int(fn["dim"]):
@@ -616,7 +607,7 @@ def _load_triplet(bundle: Bundle, root: Path, meta: dict, facenet, facenet_file)
         head.load_weights(str(weights_path))
     except Exception as e:  # h5py / Keras errors of a file that does not fit
         raise BundleError(f"{weights_path}: cannot be loaded into the head ({type(e).__name__}: {e})") from None
-    bundle.head, bundle.head_record = head, record
+    bundle.head = head
 
     clf_path = _safe_name(meta["classifier"]["file"], root)
     data = clf_path.read_bytes()
@@ -643,10 +634,9 @@ def _load_xception(bundle: Bundle, root: Path, meta: dict) -> None:
         raise BundleError(f"{where}: an xception bundle needs 'xception' with its 'bags'")
     for name in x["bags"]:
         path = _safe_name(name, root)
-        model = xc.build_xception(int(x["image_size"]), weights=None, fc_units=int(x["fc_units"]),
-                                  dropout=float(x["dropout"]))
+        image_size, fc_units, dropout = int(x["image_size"]), int(x["fc_units"]), float(x["dropout"])
         try:
-            model.load_weights(str(path))
+            model = xc.load_classifier(path, image_size, fc_units=fc_units, dropout=dropout)
         except Exception as e:
             raise BundleError(f"{path}: cannot be loaded into an Xception of {x['image_size']} px "
                               f"({type(e).__name__}: {e})") from None

@@ -181,11 +181,16 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    # only the named subcommand's options are built: some need heavy imports (TensorFlow) for their defaults
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="deepfake-keras", description="Detecting Deepfakes with Metric Learning")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add(p)
+        if name == chosen:
+            add(p)
         p.set_defaults(run=run)
     args = parser.parse_args(argv)
     from .assets import AssetError

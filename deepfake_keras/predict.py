@@ -52,19 +52,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .runs import log, printable
+
 GRADCAM_FRAMES = 3
 VIDEO_MAX_SIDE = 1280
 DEFAULT_OUT = "predictions"
 VERDICT_NO_FACE = "no face found"
 STATUS_SCORED, STATUS_NO_FACE, STATUS_FAILED = "scored", "no face found", "failed"
-
-
-def _printable(text) -> str:
-    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
-
-
-def _log(message: str) -> None:
-    print(f"[deepfake-keras] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- inputs and outputs
@@ -84,13 +78,13 @@ def find_videos(inputs) -> list:
         if path.is_dir():
             videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
             if not videos:
-                out.append((_printable(item), None, f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) "
+                out.append((printable(item), None, f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) "
                                                     f"in this folder"))
-            out.extend((_printable(p), p, None) for p in videos)
+            out.extend((printable(p), p, None) for p in videos)
         elif path.exists():
-            out.append((_printable(item), path, None))
+            out.append((printable(item), path, None))
         else:
-            out.append((_printable(item), None, "file not found"))
+            out.append((printable(item), None, "file not found"))
     return out
 
 
@@ -160,7 +154,7 @@ def _base_report(shown: str, stem: str, bundle) -> dict:
     return {"input": shown, "name": stem, "status": None, "verdict": None, "video_score": None,
             "threshold": bundle.threshold, "aggregation": bundle.aggregation, "decision": bundle.decision,
             "faces_found": 0, "frames_sampled": 0, "sampled_frames": [], "frames": [], "video": {},
-            "model": {"bundle": _printable(bundle.path), "kind": bundle.kind, "created": meta.get("created"),
+            "model": {"bundle": printable(bundle.path), "kind": bundle.kind, "created": meta.get("created"),
                       "source": meta.get("source", {})},
             "extract": bundle.extract_config.to_dict(), "timings": {}, "outputs": {}, "error": None,
             "deepfake_keras": __version__}
@@ -181,7 +175,7 @@ def predict_video(path, bundle, detector, out_dir=None, stem: str | None = None,
 
     path = Path(path)
     stem = stem or path.stem
-    report = _base_report(shown or _printable(path), stem, bundle)
+    report = _base_report(shown or printable(path), stem, bundle)
     started = time.perf_counter()
     try:
         crops, rows, info = extract_video(path, detector, bundle.extract_config)
@@ -330,9 +324,11 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
                     macro_block_size=2, ffmpeg_log_level="error",
                     output_params=["-preset", "veryfast", "-crf", "23", "-movflags", "+faststart"])
                 writer.send(None)
+                banner_unit = _unit(frame)  # every frame written has this size: measure the banner once
+                banner_size = cv2.getTextSize(banner, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * banner_unit, banner_unit)
             elif (frame.shape[1], frame.shape[0]) != size:  # a stream whose size changes mid-way
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            _draw(frame, n, faces, sampled, scale, banner, banner_colour)
+            _draw(frame, n, faces, sampled, scale, banner, banner_colour, banner_size)
             writer.send(np.ascontiguousarray(frame))
             n += 1
         if writer is None:
@@ -352,11 +348,19 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     return {"frames": n, "width": size[0], "height": size[1], "fps": fps}
 
 
-def _draw(frame, index: int, faces: dict, sampled: list, scale: float, banner: str, banner_colour) -> None:
+def _unit(frame) -> int:
+    """Line width (and text scale unit) of the drawings on a frame: 1 per 640 pixels of its longer side."""
+    return max(1, round(max(frame.shape[:2]) / 640))
+
+
+def _draw(frame, index: int, faces: dict, sampled: list, scale: float, banner: str, banner_colour,
+          banner_size=None) -> None:
+    """Draw the box of the nearest sampled frame and the banner on ``frame``; ``banner_size`` is
+    ``cv2.getTextSize`` of the banner at this frame's :func:`_unit` (measured here if None)."""
     import cv2
 
     h, w = frame.shape[:2]
-    unit = max(1, round(max(h, w) / 640))
+    unit = _unit(frame)
     near = nearest_sampled(index, sampled)
     face = faces.get(near)
     if face is not None:
@@ -370,7 +374,7 @@ def _draw(frame, index: int, faces: dict, sampled: list, scale: float, banner: s
         cv2.rectangle(frame, (x1, ty - th - base), (x1 + tw + 4 * unit, ty + base), colour, -1)
         cv2.putText(frame, label, (x1 + 2 * unit, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, (0, 0, 0), unit,
                     cv2.LINE_AA)
-    (tw, th), base = cv2.getTextSize(banner, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, unit)
+    (tw, th), base = banner_size or cv2.getTextSize(banner, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, unit)
     cv2.rectangle(frame, (0, 0), (min(w, tw + 10 * unit), th + base + 8 * unit), (0, 0, 0), -1)
     cv2.putText(frame, banner, (5 * unit, th + 4 * unit), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, banner_colour, unit,
                 cv2.LINE_AA)
@@ -382,20 +386,20 @@ def write_gradcam(bundle, faces: list, frames: list, folder, count: int = GRADCA
     """Grad-CAM PNGs of the ``count`` highest-scoring faces into ``folder`` (Xception bundles).
 
     Each PNG is the face crop beside its overlay with the mean of the bags' heat maps (fake
-    logit, :func:`deepfake_keras.explain.gradcam.gradcam_faces`), captioned with the frame and
+    logit, :func:`deepfake_keras.explain.gradcam.gradcam`), captioned with the frame and
     its score. Returns the file names relative to ``folder``'s parent, most fake-looking first.
     """
     import cv2
 
     from .data.store import write_atomic
-    from .explain.gradcam import gradcam_faces, overlay
+    from .explain.gradcam import face_inputs, gradcam, overlay
 
     folder = Path(folder)
     order = sorted(range(len(frames)), key=lambda k: -frames[k]["score"])[:count]
     if not order:
         return []
-    picked = np.stack([faces[k] for k in order])
-    heats = np.mean([gradcam_faces(model, picked)[0] for model in bundle.bags], axis=0)
+    picked, x = face_inputs(bundle.bags[0], np.stack([faces[k] for k in order]))  # the bags share one input size
+    heats = np.mean([gradcam(model, x) for model in bundle.bags], axis=0)
     names = []
     for k, face, heat in zip(order, picked, heats):
         image = np.concatenate([face, overlay(face, heat)], axis=1)
@@ -429,6 +433,15 @@ def detector_for(config):
     return _DETECTORS[key]
 
 
+def preload(bundle):
+    """Load what scoring with ``bundle`` needs up front (the face detector, and FaceNet for triplet
+    bundles), so that no video's timing holds it; returns the detector (:func:`detector_for`)."""
+    detector = detector_for(bundle.extract_config)
+    if bundle.kind == "triplet":
+        bundle.facenet()
+    return detector
+
+
 def predict(inputs, bundle, out=None, video: bool = True, gradcam: bool = True,
             video_max_side: int = VIDEO_MAX_SIDE, progress: bool = True, on_result=None) -> tuple:
     """Score every video of ``inputs`` (files and folders, :func:`find_videos`) with ``bundle``
@@ -449,9 +462,7 @@ def predict(inputs, bundle, out=None, video: bool = True, gradcam: bool = True,
     out_dir = output_dir(out)
     detector = None
     if any(p is not None for _, p, _ in found):  # load the models now, so that no video's timing holds it
-        detector = detector_for(bundle.extract_config)
-        if bundle.kind == "triplet":
-            bundle.facenet()
+        detector = preload(bundle)
     taken, reports = set(), []
     for shown, path, problem in tqdm(found, desc="predict", unit="video", disable=not progress):
         stem = unique_stem(out_dir, (path if path is not None else Path(shown)).stem or "input", taken)
@@ -519,7 +530,7 @@ def run_cli(args) -> int:
     if args.video_max_side < 0:
         raise ValueError(f"--video-max-side must be >= 0, got {args.video_max_side}")
     bundle = load_bundle(args.model, facenet_file=args.facenet)
-    _log(f"model: {bundle.kind} bundle {_printable(bundle.path)} (threshold {bundle.threshold:g}, "
+    log(f"model: {bundle.kind} bundle {printable(bundle.path)} (threshold {bundle.threshold:g}, "
          f"{bundle.extract_config.frames_per_video} frames per video)")
 
     def say(report):
@@ -532,8 +543,8 @@ def run_cli(args) -> int:
                                video_max_side=args.video_max_side, progress=not (args.quiet or args.json),
                                on_result=say)
     if args.json:
-        print(json.dumps({"out": _printable(out_dir), "videos": reports}, indent=2))
+        print(json.dumps({"out": printable(out_dir), "videos": reports}, indent=2))
     else:
         print(summary_table(reports))
-        print(f"outputs: {_printable(out_dir)}")
+        print(f"outputs: {printable(out_dir)}")
     return 0 if reports and all(ok(r) for r in reports) else 1

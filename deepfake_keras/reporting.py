@@ -34,6 +34,7 @@ PAPER_TABLE_4 = [  # per-class accuracy: NeuralTextures, pristine
 ]
 PAPER = "reported by the paper"
 MEASURED = "measured (this run)"
+DEMO_NOTE = " DEMO data: 5 real people in synthetic clips; this shows the pipeline working, not the paper's numbers."
 
 
 def pct(x):
@@ -186,8 +187,7 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
              f"video level, FaceNet {config['facenet']['used']}")
     note = (f"Measured: {where}. The paper's rows are as it reports them.")
     if demo:
-        note += (" DEMO data: 5 real people in synthetic clips; this shows the pipeline working, "
-                 "not the paper's numbers.")
+        note += DEMO_NOTE
     out = []
     t2 = table_2({"Triplets (Semi-hard)": video["triplet_sgd"]["accuracy"],
                   "Triplets (random pick)": video["random_sgd"]["accuracy"],
@@ -235,7 +235,7 @@ def _report_celebdf(run_dir: Path, config: dict, metrics: dict) -> list:
             f"triplets: FaceNet {config['facenet']['used']} + semi-hard triplet head + SGD, video = mean of frames. "
             f"The other rows are as the paper reports them.")
     if demo:
-        note += " DEMO data: 5 real people in synthetic clips; this shows the pipeline working, not the paper's numbers."
+        note += DEMO_NOTE
     out = [write_table(table_1({"Ours (Frames only)": test["mean_prob"]["video"]["auc"],
                                 "Ours (Triplets)": test["triplet_sgd"]["video"]["auc"]}),
                        run_dir, "table_1", title_of("Table I: AUC on Celeb-DF", demo), note)]
@@ -249,22 +249,6 @@ def _report_celebdf(run_dir: Path, config: dict, metrics: dict) -> list:
     out.append(plot_tsne(pd.read_csv(run_dir / "tsne.csv"), run_dir / "fig_5_tsne.png",
                          title_of("Fig. 5: Celeb-DF test faces, t-SNE before and after training", demo)))
     return out
-
-
-REPORTS = {"ffpp_triplet": _report_ffpp_triplet, "celebdf_xception_bagging": _report_celebdf}
-
-
-def report(run_dir) -> list:
-    """(Re)draw the tables and figures of a run from its saved results; returns the files written."""
-    run_dir = Path(run_dir)
-    for name in ("config.json", "metrics.json"):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir / name} not found: {run_dir} is not a finished run")
-    config, metrics = load_json(run_dir / "config.json"), load_json(run_dir / "metrics.json")
-    experiment = config.get("experiment")
-    if experiment not in REPORTS:
-        raise ValueError(f"{run_dir}: no report for experiment {experiment!r} (known: {sorted(REPORTS)})")
-    return REPORTS[experiment](run_dir, config, metrics)
 
 
 def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
@@ -308,7 +292,7 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
             f"{config['short']} ({padded} padded, {dropped} dropped sequences over all models). {triplet_note} "
             f"The paper's numbers are as it reports them.")
     if demo:
-        note += " DEMO data: 5 real people in synthetic clips; this shows the pipeline working, not the paper's numbers."
+        note += DEMO_NOTE
     out = [write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy, baselines", demo), note)]
     predictions = pd.read_csv(run_dir / "predictions.csv")
     test = predictions[predictions["split"] == "test"]
@@ -323,4 +307,18 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     return out
 
 
-REPORTS["ffpp_baselines"] = _report_ffpp_baselines
+REPORTS = {"ffpp_triplet": _report_ffpp_triplet, "celebdf_xception_bagging": _report_celebdf,
+           "ffpp_baselines": _report_ffpp_baselines}
+
+
+def report(run_dir) -> list:
+    """(Re)draw the tables and figures of a run from its saved results; returns the files written."""
+    run_dir = Path(run_dir)
+    for name in ("config.json", "metrics.json"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} not found: {run_dir} is not a finished run")
+    config, metrics = load_json(run_dir / "config.json"), load_json(run_dir / "metrics.json")
+    experiment = config.get("experiment")
+    if experiment not in REPORTS:
+        raise ValueError(f"{run_dir}: no report for experiment {experiment!r} (known: {sorted(REPORTS)})")
+    return REPORTS[experiment](run_dir, config, metrics)

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 from .config import cache_dir
+
+
+def printable(name) -> str:
+    """A file name (str or path) with any bytes that are not UTF-8 (which Python keeps as lone
+    surrogates) shown as ``\\xNN``, so that it can be printed and written to CSV and JSON files."""
+    return os.fsencode(str(name)).decode("utf-8", "backslashreplace")
 
 
 def log(message: str) -> None:

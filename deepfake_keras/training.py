@@ -76,6 +76,11 @@ def _dump(data) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
+def _weights_setting(weights) -> str:
+    """How a ``weights`` argument is recorded: ``imagenet`` / ``none`` / None as given, a path by its file name."""
+    return str(weights) if weights is None or str(weights).lower() in ("imagenet", "none") else Path(weights).name
+
+
 # --------------------------------------------------------------------------- splitting by video
 
 def _write_or_check(path: Path, data: dict, conflict: str, advice: str) -> None:
@@ -93,7 +98,8 @@ def _write_or_check(path: Path, data: dict, conflict: str, advice: str) -> None:
 
 def video_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per video (``store_key``) of a frame or video table: ``store_key``, ``label``,
-    ``split`` and ``n_frames`` (rows of that video), sorted by ``store_key``.
+    ``split`` and ``n_frames`` (rows of that video), sorted by ``store_key``. A table that is already
+    one row per video (unique ``store_key`` and an ``n_frames`` column) keeps its ``n_frames``.
 
     Raises ValueError when a column is missing or a video's label or split varies
     across its frames.
@@ -103,15 +109,18 @@ def video_table(table: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"the table has no {col!r} column (columns: {list(table.columns)})")
     if len(table) == 0:
         raise ValueError("the table is empty")
-    groups = table.groupby("store_key", sort=True)
-    for col in ("label", "split"):
-        varying = groups[col].nunique(dropna=False)
-        varying = varying[varying > 1]
-        if len(varying):
-            raise ValueError(f"{col!r} varies within {len(varying)} videos (e.g. {varying.index[0]!r})")
-    videos = groups[["label", "split"]].first()
-    videos["n_frames"] = groups.size()
-    videos = videos.reset_index()
+    if "n_frames" in table.columns and table["store_key"].is_unique:
+        videos = table[["store_key", "label", "split", "n_frames"]].sort_values("store_key").reset_index(drop=True)
+    else:
+        groups = table.groupby("store_key", sort=True)
+        for col in ("label", "split"):
+            varying = groups[col].nunique(dropna=False)
+            varying = varying[varying > 1]
+            if len(varying):
+                raise ValueError(f"{col!r} varies within {len(varying)} videos (e.g. {varying.index[0]!r})")
+        videos = groups[["label", "split"]].first()
+        videos["n_frames"] = groups.size()
+        videos = videos.reset_index()
     videos["label"] = pd.to_numeric(videos["label"], errors="coerce")
     bad = videos[~videos["label"].isin((0, 1))]
     if len(bad):
@@ -289,6 +298,20 @@ class EpochCheckpoint:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.epochs_done.numpy())
 
+    def restore_best(self, model, validated: bool) -> int:
+        """The epoch whose weights to keep (1-based): with validation (``validated``) the best one,
+        whose weights are loaded into ``model`` (0 if no epoch was validated: the weights stay); else the last."""
+        best = int(self.best_epoch.numpy()) if validated else int(self.epochs_done.numpy())
+        if validated and best:
+            model.load_weights(str(self.best_file(best)))
+        return best
+
+    def cleanup(self) -> None:
+        """Remove the checkpoints and best-epoch weights (once the final weights and record are written)."""
+        shutil.rmtree(self.directory / CHECKPOINT_DIR, ignore_errors=True)
+        for stale in self.directory.glob("best-*.weights.h5"):
+            stale.unlink()
+
     def _epoch_end(self, epoch: int, logs: dict) -> None:
         history = self.history
         for key, value in logs.items():
@@ -442,9 +465,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
               "val_frames": 0 if val_faces is None else int(len(val_faces)),
               "val_videos": 0 if val_faces is None else int(val_faces["store_key"].nunique())}
     settings = {"epochs": int(epochs), "image_size": image_size, "batch_size": batch_size,
-                "weights": str(weights) if weights is None or str(weights).lower() in ("imagenet", "none")
-                else Path(weights).name,
-                "seed": int(seed), "patience": None if patience is None else int(patience),
+                "weights": _weights_setting(weights), "seed": int(seed), "patience": None if patience is None else int(patience),
                 "learning_rate": learning_rate, "schedule_decay": schedule_decay, "optimizer": "legacy.Nadam",
                 "augment": bool(augment), "steps_per_epoch": steps_per_epoch and int(steps_per_epoch),
                 "model": getattr(build, "__qualname__", repr(build)), "counts": counts, **(extra or {})}
@@ -475,9 +496,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
                   callbacks=[state.callback, *callbacks], verbose=verbose)
 
     history = state.history
-    best_epoch = int(state.best_epoch.numpy()) if val_ds is not None else int(state.epochs_done.numpy())
-    if val_ds is not None and best_epoch:
-        model.load_weights(str(state.best_file(best_epoch)))
+    best_epoch = state.restore_best(model, val_ds is not None)
     bn_batches = recalibrate_batch_norm(model, xc.face_dataset(train_faces, store_root, image_size, batch_size,
                                                                shuffle=True, seed=int(seed), labels=False),
                                         BN_BATCHES)
@@ -488,9 +507,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
               "resumed_at": resumed, "weights": WEIGHTS_FILE, "batch_norm_batches": bn_batches, "counts": counts,
               "seconds_last_run": round(time.time() - started, 1), "versions": _versions()}
     write_atomic(bag_dir / DONE_FILE, _dump(record))
-    shutil.rmtree(bag_dir / CHECKPOINT_DIR, ignore_errors=True)
-    for stale in bag_dir.glob("best-*.weights.h5"):
-        stale.unlink()
+    state.cleanup()
     (bag_dir / "runs.json").unlink(missing_ok=True)
     return record
 
@@ -548,8 +565,7 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
             "val_videos": val_videos["store_key"].tolist(),
             "bags": [bag["store_key"].tolist() for bag in bags],
             "settings": {"epochs": int(epochs), "image_size": image_size, "batch_size": batch_size,
-                         "weights": str(weights) if weights is None or str(weights).lower() in ("imagenet", "none")
-                         else Path(weights).name, "patience": patience, "learning_rate": learning_rate,
+                         "weights": _weights_setting(weights), "patience": patience, "learning_rate": learning_rate,
                          "schedule_decay": schedule_decay, "augment": bool(augment),
                          "steps_per_epoch": steps_per_epoch}}
     _write_or_check(out_dir / PLAN_FILE, plan, f"{out_dir} holds a bagging run with another plan",
@@ -561,9 +577,10 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
     records = []
     for i, bag in enumerate(tqdm(bags, desc="bags", unit="bag", disable=not progress)):
         bag_dir = out_dir / f"bag_{i}"
-        if bag_done(bag_dir) is not None:
+        done = bag_done(bag_dir)
+        if done is not None:
             _log(f"bag {i + 1}/{n_bags}: done before, skipped")
-            records.append(bag_done(bag_dir))
+            records.append(done)
             continue
         records.append(train_bag(_faces_of(faces_table, bag), store_root, bag_dir, val_faces, epochs=epochs,
                                  image_size=image_size, batch_size=batch_size, weights=weights, seed=int(seed) + i,
@@ -601,12 +618,16 @@ def predict_bags(faces_table: pd.DataFrame, store_root, out_dir, batch_size: int
                          f"run train_bagging again to finish them")
     build = build_model or xc.build_xception
     out = np.zeros((len(faces_table), n_bags), np.float32)
+    datasets = {}  # one input pipeline per (image size, batch size): the bags usually share one
+    for record in records:
+        shape = (int(record["settings"]["image_size"]), int(batch_size or record["settings"]["batch_size"]))
+        if shape not in datasets:
+            datasets[shape] = xc.face_dataset(faces_table, store_root, *shape, shuffle=False, labels=False)
     for i, record in enumerate(tqdm(records, desc="predicting", unit="bag", disable=not progress)):
         size = int(record["settings"]["image_size"])
         model = build(image_size=size, weights=None)
         model.load_weights(str(out_dir / f"bag_{i}" / record["weights"]))
-        ds = xc.face_dataset(faces_table, store_root, size, int(batch_size or record["settings"]["batch_size"]),
-                             shuffle=False, labels=False)
+        ds = datasets[(size, int(batch_size or record["settings"]["batch_size"]))]
         out[:, i] = model.predict(ds, verbose=0).reshape(-1)
         del model
     return out

@@ -165,9 +165,9 @@ def get_spec(name: str) -> WeightSpec:
 def check_file(path, spec: WeightSpec) -> Path:
     """``path`` if it has the checksum(s) of ``spec``; else :class:`WeightsError` naming both hashes."""
     path = Path(path)
-    for algo, want, fn in (("sha256", spec.sha256, sha256_of), ("md5", spec.md5, lambda p: file_hash(p, "md5"))):
+    for algo, want in (("sha256", spec.sha256), ("md5", spec.md5)):
         if want:
-            got = fn(path)
+            got = file_hash(path, algo)
             if got != want:
                 raise WeightsError(f"{path}: {algo} is {got}, expected {want} for weights {spec.name!r}; the file "
                                    f"is corrupt or not the one expected. Delete it; it will be fetched again "

@@ -24,10 +24,11 @@ store_key  where the video's faces live in the face store, relative and unique
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from ..runs import printable
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "split", "dataset", "method", "compression",
                     "target_id", "source_id", "store_key"]
@@ -43,12 +44,6 @@ CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 
 class DatasetError(ValueError):
     """A dataset that is not as expected; the message says what is missing and where it looked."""
-
-
-def _printable(name: str) -> str:
-    """A file name with any bytes that are not UTF-8 (which Python keeps as lone surrogates)
-    shown as ``\\xNN``, so that it can be printed and written to the face store's CSVs."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _videos_in(folder: Path) -> list:
@@ -229,8 +224,8 @@ def folder_manifest(root) -> pd.DataFrame:
         raise DatasetError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) under {root}")
     rows = []
     for path in paths:
-        rel = _printable(path.relative_to(base).as_posix())  # keeps the extension: a.mp4 and a.avi stay apart
-        rows.append([_printable(path.stem), str(path), UNKNOWN, "predict", "folder", "", "", "", "", f"folder/{rel}"])
+        rel = printable(path.relative_to(base).as_posix())  # keeps the extension: a.mp4 and a.avi stay apart
+        rows.append([printable(path.stem), str(path), UNKNOWN, "predict", "folder", "", "", "", "", f"folder/{rel}"])
     return _table(rows)
 
 

@@ -281,7 +281,7 @@ def detect_landmarks(photos: Photos, faces: str, sizes: DemoSizes, progress: boo
                    and frame_key not in cache[photos.sha256[k]].get("frame_confidence", {})]
     detector = None
     if todo or todo_frames:
-        from .faces import FaceDetector, LANDMARKS, box_area
+        from .faces import FaceDetector, LANDMARKS, box_area, select_largest
 
         detector = FaceDetector(detect_size=0, min_face=0.08)
         results = {}
@@ -293,7 +293,7 @@ def detect_landmarks(photos: Photos, faces: str, sizes: DemoSizes, progress: boo
             if not found:
                 cache[photos.sha256[key]] = None
                 continue
-            main = max(found, key=lambda f: box_area(f["box"]))
+            main = select_largest(found, min_confidence=0.0)  # the largest box, whatever its confidence
             cache[photos.sha256[key]] = {
                 "landmarks": [[round(v, 2) for v in main["landmarks"][n]] for n in LANDMARKS],
                 "confidence": round(main["confidence"], 4),

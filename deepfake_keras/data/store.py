@@ -79,7 +79,8 @@ class FaceStore:
         saved = self.root / "extract_config.json"
         wanted = {k: config.to_dict()[k] for k in _STORE_SETTINGS}
         if saved.is_file():
-            have = {"consecutive": False, **json.loads(saved.read_text())}  # stores older than that setting
+            # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
+            have = ExtractConfig.from_dict(json.loads(saved.read_text())).to_dict()
             diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
             if diff:
                 desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())

@@ -106,14 +106,11 @@ def sample_indices(n_frames: int, count: int, video_fps: float = 0.0, rate: floa
     """
     if n_frames <= 0 or count <= 0:
         return []
-    if rate is None:
-        if consecutive:
-            start = max(0, (n_frames - count) // 2)
-            return list(range(start, min(n_frames, start + count)))
+    if rate is None and not consecutive:
         if n_frames <= count:
             return list(range(n_frames))
         return sorted(set(np.linspace(0, n_frames - 1, count).round().astype(int).tolist()))
-    step = (video_fps if video_fps > 0 else 25.0) / rate
+    step = 1.0 if rate is None else (video_fps if video_fps > 0 else 25.0) / rate  # rate=None: every frame
     indices = []
     k = 0
     while consecutive or len(indices) < count:

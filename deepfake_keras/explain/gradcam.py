@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-GRADCAM_LAYER = "block14_sepconv2_act"
+GRADCAM_LAYER = "block14_sepconv2_act"  # Xception's last convolutional activation (7x7 at 299 px)
 TARGETS = ("fake", "real")
 ALPHA = 0.4  # weight of the colour map in the overlay
 COLORMAP = "jet"
@@ -94,7 +94,16 @@ def gradcam_faces(model, faces, target: str = "fake", layer: str | None = None, 
     (``x / 127.5 - 1``); ``heats`` are ``(n, s, s)`` at the model's size,
     ``overlays`` uint8 ``(n, h, w, 3)`` at the faces' own size (:func:`overlay`).
     """
-    import tensorflow as tf
+    faces, x = face_inputs(model, faces)
+    heats = gradcam(model, x, target=target, layer=layer)
+    return heats, np.stack([overlay(f, h, alpha) for f, h in zip(faces, heats)])
+
+
+def face_inputs(model, faces) -> tuple:
+    """``(faces, x)``: raw face crops (uint8 RGB, any one size) as an ``(n, h, w, 3)`` array, and
+    their inputs for ``model``: resized to its input size and Xception-preprocessed
+    (:func:`deepfake_keras.models.xception.preprocess_faces`)."""
+    from ..models.xception import preprocess_faces
 
     faces = np.asarray(faces)
     if faces.ndim == 3:
@@ -104,10 +113,7 @@ def gradcam_faces(model, faces, target: str = "fake", layer: str | None = None, 
     size = model.input_shape[1:3]
     if None in size:
         raise ValueError("the model's input size must be fixed")
-    x = tf.image.resize(tf.cast(faces, tf.float32), size, antialias=True).numpy()
-    x = tf.keras.applications.xception.preprocess_input(np.clip(x, 0, 255))
-    heats = gradcam(model, x, target=target, layer=layer)
-    return heats, np.stack([overlay(f, h, alpha) for f, h in zip(faces, heats)])
+    return faces, preprocess_faces(faces, size)
 
 
 def overlay(face, heat, alpha: float = ALPHA, colormap: str = COLORMAP) -> np.ndarray:

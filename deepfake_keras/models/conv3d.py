@@ -44,7 +44,6 @@ KERNEL = 3  # 3x3x3, the paper
 POOL = 2  # 2x2x2, the paper
 POOL_AFTER = (0, 1, 3, 5)  # after conv1, conv2, conv3b, conv4b, as C3D (the paper does not say)
 DROPOUT = 0.5  # ours, before the prediction layer
-BATCH_SIZE = 8
 
 CONVLSTM_FILTERS = 32  # ours: the paper's 32 recurrent units, as convolution filters
 CONVLSTM_STEM = 16  # ours: filters of the per-frame stride-2 convolution before the ConvLSTM
@@ -79,8 +78,6 @@ def build_conv3d(seq_len: int = SEQ_LEN, image_size: int = IMAGE_SIZE, filters=F
     import tensorflow as tf
 
     seq_len, image_size = int(seq_len), int(image_size)
-    if seq_len < 1 or image_size < 1:
-        raise ValueError(f"seq_len and image_size must be >= 1, got {seq_len} and {image_size}")
     filters = tuple(int(f) for f in filters)
     if not filters or any(f < 1 for f in filters):
         raise ValueError(f"filters must be one or more positive counts, got {filters}")

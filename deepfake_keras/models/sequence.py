@@ -40,13 +40,15 @@ sequence of 16 and 32 frames per video" (25 in IV.B.2). So:
 """
 from __future__ import annotations
 
-import hashlib
+import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..assets import sha256_of
 
 # --------------------------------------------------------------------------- hyperparameters
 
@@ -57,9 +59,6 @@ UNITS = 32  # the paper: "a single layer LSTM of 32 units"
 DROPOUT = 0.0  # ours: none (the paper gives none)
 SHORT_POLICIES = ("pad", "drop")
 SHORT = "pad"
-BATCH_SIZE = 32
-EPOCHS = 50  # ours (the paper gives none); early stopping on the validation loss ends it sooner
-PATIENCE = 5
 FEATURES_DIR = "features"
 
 
@@ -90,7 +89,6 @@ class SequenceIndex:
     dropped: pd.DataFrame
     seq_len: int
     short: str
-    notes: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -101,7 +99,7 @@ class SequenceIndex:
         if keep.shape != (len(self),):
             raise ValueError(f"keep must be {len(self)} booleans, got shape {keep.shape}")
         return SequenceIndex(self.videos[keep].reset_index(drop=True), self.rows[keep], self.mask[keep],
-                             self.dropped, self.seq_len, self.short, dict(self.notes))
+                             self.dropped, self.seq_len, self.short)
 
     def split(self, name: str) -> "SequenceIndex":
         """The videos of one split (``train``, ``val``, ``test``)."""
@@ -315,17 +313,11 @@ def build_recurrent(kind: str = "lstm", seq_len: int = 25, feature_dim: int = FE
 
 # --------------------------------------------------------------------------- feature cache
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def feature_key(weights_file, image_size: int, layer: str = "fc1") -> str:
-    """The cache name of the features of one Xception weights file: ``xception-<layer>-s<size>-<sha256[:16]>``."""
-    return f"xception-{layer}-s{int(image_size)}-{file_sha256(weights_file)[:16]}"
+def feature_key(weights_file, image_size: int, layer: str = "fc1", sha: str | None = None) -> str:
+    """The cache name of the features of one Xception weights file: ``xception-<layer>-s<size>-<sha256[:16]>``
+    (``sha``: the file's sha256 if already known)."""
+    sha = sha or sha256_of(weights_file)
+    return f"xception-{layer}-s{int(image_size)}-{sha[:16]}"
 
 
 def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, image_size: int,
@@ -348,7 +340,8 @@ def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, imag
     weights_file = Path(weights_file)
     if not weights_file.is_file():
         raise ValueError(f"{weights_file}: no such weights file")
-    key = feature_key(weights_file, image_size, layer)
+    sha = sha256_of(weights_file)
+    key = feature_key(weights_file, image_size, layer, sha=sha)
     path = Path(run_dir) / FEATURES_DIR / f"{key}.npz"
     crops = faces["crop"].astype(str).to_numpy()
     if path.is_file():
@@ -369,10 +362,9 @@ def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, imag
     features, p_fake = both.predict(ds, verbose=1 if progress else 0)
     features, p_fake = features.astype(np.float32), p_fake.reshape(-1).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, crops=crops.astype(str), features=features, p_fake=p_fake,
-             info=np.array(json.dumps({"weights_file": weights_file.name, "sha256": file_sha256(weights_file),
+    buf = io.BytesIO()
+    np.savez(buf, crops=crops.astype(str), features=features, p_fake=p_fake,
+             info=np.array(json.dumps({"weights_file": weights_file.name, "sha256": sha,
                                        "image_size": int(image_size), "layer": layer})))
-    write_atomic(path, tmp.read_bytes())
-    tmp.unlink()
+    write_atomic(path, buf.getvalue())
     return features, p_fake

@@ -425,7 +425,12 @@ def load_triplet_head(out_dir) -> tuple:
     if not path.exists():
         raise FileNotFoundError(f"no {SETTINGS_FILE} in {out}: not a folder written by train_triplet_head")
     record = json.loads(path.read_text(encoding="utf-8"))
-    s = record["settings"]
-    head = build_triplet_head(s["input_dim"], s["units"], s["embedding_dim"], s["dropout"])
+    head = head_from_record(record)
     head.load_weights(out / record.get("weights", WEIGHTS_FILE))
     return head, record
+
+
+def head_from_record(record: dict) -> tf.keras.Model:
+    """A head rebuilt (random weights) from the ``settings`` of its record (``triplet_head.json``)."""
+    s = record["settings"]
+    return build_triplet_head(s["input_dim"], s["units"], s["embedding_dim"], s["dropout"])

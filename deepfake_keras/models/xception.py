@@ -28,13 +28,14 @@ rebuilds the architecture and loads them.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+
+from ..explain import gradcam as _gradcam
 
 # --------------------------------------------------------------------------- hyperparameters
 
@@ -48,7 +49,7 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras 2's Nadam defaults (epsilon 
 BATCH_SIZE = 32
 SHUFFLE_BUFFER = 2048  # decoded images held for shuffling when the dataset is cached (else file names)
 WEIGHTS = "imagenet"
-GRADCAM_LAYER = "block14_sepconv2_act"  # Xception's last convolutional activation (7x7 at 299 px)
+GRADCAM_LAYER = _gradcam.GRADCAM_LAYER  # Xception's last convolutional activation (7x7 at 299 px)
 FEATURE_LAYER = "fc1"
 OUTPUT_LAYER = "p_fake"
 
@@ -227,11 +228,29 @@ def preprocess(images) -> np.ndarray:
     return tf.keras.applications.xception.preprocess_input(np.asarray(images, dtype=np.float32).copy())
 
 
+def resize_face(image, image_size):
+    """One RGB face crop (or a batch) resized as in training: cast to float32, antialiased bilinear
+    resize to ``image_size`` (an int for a square, or ``(height, width)``), clipped to [0, 255]."""
+    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    image = tf.image.resize(tf.cast(image, tf.float32), size, antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def preprocess_faces(faces, image_size) -> np.ndarray:
+    """Face crops (RGB uint8, any sizes) -> Xception inputs as in training: each crop through
+    :func:`resize_face`, then ``x / 127.5 - 1``; float32 ``(n, h, w, 3)``."""
+    faces = [np.asarray(f) for f in faces]
+    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    if not faces:
+        return np.zeros((0, *size, 3), np.float32)
+    out = np.stack([resize_face(f, size).numpy() for f in faces])
+    return tf.keras.applications.xception.preprocess_input(out).astype(np.float32)
+
+
 def _load_image(path, image_size: int):
     data = tf.io.read_file(path)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return resize_face(image, image_size)
 
 
 def face_dataset(table: pd.DataFrame, store_root, image_size: int = IMAGE_SIZE, batch_size: int = BATCH_SIZE,
@@ -318,7 +337,3 @@ def face_dataset(table: pd.DataFrame, store_root, image_size: int = IMAGE_SIZE, 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-
-def steps_for(n_rows: int, batch_size: int) -> int:
-    """Batches in one pass over ``n_rows`` rows."""
-    return max(1, math.ceil(int(n_rows) / int(batch_size)))

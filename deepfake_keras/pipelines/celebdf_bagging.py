@@ -61,23 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def choose_weights(requested: str, fallback: str) -> dict:
-    """Xception's starting weights: ``requested`` if it can be had, else ``fallback``, said aloud."""
-    from ..models.xception import resolve_weights
-    from ..weights import WeightsError
-
-    record = {"requested": requested, "used": requested, "fallback_reason": ""}
-    try:
-        resolve_weights(requested)
-    except WeightsError as e:
-        if fallback == "stop":
-            raise
-        record.update(used=fallback, fallback_reason=str(e))
-        log(f"WARNING: Xception weights {requested!r} could not be fetched; starting from {fallback!r} instead "
-            f"(recorded in config.json). Reason: {e}")
-    return record
-
-
 def _settings(args, demo: bool) -> dict:
     defaults = DEMO if demo else PAPER
     out = {k: getattr(args, k) or v for k, v in defaults.items()}
@@ -93,8 +76,8 @@ def run(args):
     from ..models import xception as xc
     from ..reporting import report
     from ..runs import default_store
-    from ..training import bagged_video_predictions, predict_bags, split_validation, train_bagging
-    from .common import (choose_facenet, classifier_scores, embed_faces_of, extract_faces, test_metrics,
+    from ..training import WEIGHTS_FILE, bagged_video_predictions, predict_bags, split_validation, train_bagging
+    from .common import (choose_facenet, choose_weights, classifier_scores, embed_faces_of, extract_faces, test_metrics,
                          triplet_spaces, video_predictions)
 
     started = time.time()
@@ -133,12 +116,13 @@ def run(args):
     x = embed_faces_of(store, faces, facenet["used"], not args.quiet)
     labels = faces["label"].to_numpy()
     train, val = (faces["split"] == "train").to_numpy(), (faces["split"] == "val").to_numpy()
-    head_args = argparse.Namespace(**{**vars(args), "epochs": args.triplet_epochs, "batch_size": TRIPLET_BATCH})
-    spaces, training = triplet_spaces(x, labels, train, val, head_args, run_dir / "models")
-    frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
-    for key, value in classifier_scores(spaces, labels, train, args.seed).items():
+    spaces, training = triplet_spaces(x, labels, train, val, run_dir / "models", margin=args.margin,
+                                      dropout=args.dropout, epochs=args.triplet_epochs, batch_size=TRIPLET_BATCH,
+                                      patience=args.patience, seed=args.seed)
+    test = (faces["split"] == "test").to_numpy()
+    frame_table = faces.loc[test, ["store_key", "video_id", "label", "split", "method", "frame"]].reset_index(drop=True)
+    for key, value in classifier_scores(spaces, labels, train, args.seed, rows=test).items():  # test rows only
         frame_table[key] = value
-    frame_table = frame_table[frame_table["split"] == "test"].reset_index(drop=True)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
     frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
     predictions = video_predictions(frame_table, TRIPLET_MODELS).merge(
@@ -161,7 +145,7 @@ def run(args):
                                     "frame": binary_metrics(frame_table["label"], frame_table["frames_only"])}
 
     log("Grad-CAM (Fig. 4) and t-SNE (Fig. 5) from bag 0")
-    model = xc.load_classifier(bags_dir / "bag_0" / "model.weights.h5", s["image_size"])
+    model = xc.load_classifier(bags_dir / "bag_0" / WEIGHTS_FILE, s["image_size"])
     fs = FaceStore.open(store)
     pick = []
     for label in (0, 1):  # per class, the faces the bags are surest of, one per video
@@ -183,7 +167,7 @@ def run(args):
     save_json(run_dir / "metrics.json", metrics)
     report(run_dir)
     from ..bundle import new_bundle_dir, save_bundle  # the run's bags, for `deepfake-keras predict`
-    from ..training import THRESHOLD, WEIGHTS_FILE
+    from ..training import THRESHOLD
 
     bundle = save_bundle(new_bundle_dir(run_dir), "xception", extract_config=extract_config, threshold=THRESHOLD,
                          bag_weights=[bags_dir / f"bag_{i}" / WEIGHTS_FILE for i in range(args.bags)],

@@ -32,23 +32,40 @@ def extract_faces(manifest: pd.DataFrame, root, store, extract_config, workers: 
     return faces[faces["store_key"].isin(set(manifest["store_key"]))].reset_index(drop=True), summary
 
 
-def choose_facenet(requested: str, fallback: str) -> dict:
-    """The FaceNet weights to use: ``requested`` if it can be had, else ``fallback`` (said aloud).
-    Returns the record saved in config.json."""
-    from ..weights import WEIGHTS, WeightsError, weights_path
+def _choose_with_fallback(requested: str, fallback, resolve, stops: tuple, subject: str, action: str) -> dict:
+    """``resolve(requested)``; if that raises a WeightsError, ``fallback`` (said aloud) unless it is one of
+    ``stops``, in which case the error is raised. Returns the record saved in config.json."""
+    from ..weights import WeightsError
 
     record = {"requested": requested, "used": requested, "fallback_reason": ""}
-    if requested not in WEIGHTS:
-        return record  # a path: used as given
     try:
-        weights_path(requested)
+        resolve(requested)
     except WeightsError as e:
-        if not fallback or fallback == "none":
+        if fallback in stops:
             raise
         record.update(used=fallback, fallback_reason=str(e))
-        log(f"WARNING: the paper's FaceNet {requested!r} could not be fetched; using {fallback!r} instead "
+        log(f"WARNING: {subject} {requested!r} could not be fetched; {action} {fallback!r} instead "
             f"(recorded in config.json). Reason: {e}")
     return record
+
+
+def choose_facenet(requested: str, fallback: str) -> dict:
+    """The FaceNet weights to use: ``requested`` if it can be had, else ``fallback`` (said aloud; no
+    fallback, "" or "none" stops instead). Returns the record saved in config.json."""
+    from .. import weights
+
+    if requested not in weights.WEIGHTS:
+        return {"requested": requested, "used": requested, "fallback_reason": ""}  # a path: used as given
+    return _choose_with_fallback(requested, fallback, weights.weights_path, (None, "", "none"),
+                                 "the paper's FaceNet", "using")
+
+
+def choose_weights(requested: str, fallback: str) -> dict:
+    """Xception's starting weights: ``requested`` if it can be had, else ``fallback``, said aloud ("stop"
+    stops instead). Returns the record saved in config.json."""
+    from ..models.xception import resolve_weights
+
+    return _choose_with_fallback(requested, fallback, resolve_weights, ("stop",), "Xception weights", "starting from")
 
 
 def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool) -> np.ndarray:
@@ -62,7 +79,8 @@ def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool) -> 
     return x
 
 
-def triplet_spaces(x, labels, train, val, args, models_dir, minings=("semi-hard",)) -> tuple:
+def triplet_spaces(x, labels, train, val, models_dir, minings=("semi-hard",), *, margin: float, dropout: float,
+                   epochs: int, batch_size: int, patience: int, seed: int) -> tuple:
     """Train one triplet head per mining on ``x[train]`` (early stopping on ``x[val]``); returns
     ``({"triplet" | "random": embeddings of every row}, {same keys: training record})``."""
     from ..models.triplet import embed, train_triplet_head
@@ -72,22 +90,24 @@ def triplet_spaces(x, labels, train, val, args, models_dir, minings=("semi-hard"
         key = "triplet" if mining == "semi-hard" else "random"
         log(f"training the triplet head ({mining} triplets)")
         head, record = train_triplet_head(x[train], labels[train], x[val], labels[val], mining=mining,
-                                          margin=args.margin, dropout=args.dropout, epochs=args.epochs,
-                                          batch_size=args.batch_size, patience=args.patience, seed=args.seed,
+                                          margin=margin, dropout=dropout, epochs=epochs,
+                                          batch_size=batch_size, patience=patience, seed=seed,
                                           out_dir=models_dir / key)
         spaces[key] = embed(head, x)
         training[key] = {k: record[k] for k in ("best_epoch", "best_val_loss", "initial_val_loss", "epochs_run")}
     return spaces, training
 
 
-def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf")) -> dict:
-    """``{f"{space}_{kind}": P(fake) of every row}`` from classifiers fitted on the train rows."""
+def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"), rows=None) -> dict:
+    """``{f"{space}_{kind}": P(fake) of every row}`` from classifiers fitted on the train rows; only of
+    the ``rows`` (a mask or index) if given."""
     from ..models.classifiers import fit_classifier, frame_scores
 
     scores = {}
     for space, z in spaces.items():
+        scored = z if rows is None else z[rows]
         for kind in kinds:
-            scores[f"{space}_{kind}"] = frame_scores(fit_classifier(kind, z[train], labels[train], seed=seed), z)
+            scores[f"{space}_{kind}"] = frame_scores(fit_classifier(kind, z[train], labels[train], seed=seed), scored)
     return scores
 
 
@@ -102,16 +122,14 @@ def video_predictions(frame_table: pd.DataFrame, keys) -> pd.DataFrame:
     return out
 
 
-def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys, video_only=()) -> dict:
-    """``{key: {"video": metrics, "frame": metrics}}`` on the test split (frame metrics skipped for
-    ``video_only`` keys, which exist per video only)."""
+def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
+    """``{key: {"video": metrics, "frame": metrics}}`` on the test split."""
     from ..evaluation import binary_metrics
 
     frames = frame_table[frame_table["split"] == "test"]
     test = videos[videos["split"] == "test"]
     out = {}
     for key in keys:
-        out[key] = {"video": binary_metrics(test["label"], test[key])}
-        if key not in video_only:
-            out[key]["frame"] = binary_metrics(frames["label"], frames[key])
+        out[key] = {"video": binary_metrics(test["label"], test[key]),
+                    "frame": binary_metrics(frames["label"], frames[key])}
     return out

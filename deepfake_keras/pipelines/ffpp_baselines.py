@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import time
 from pathlib import Path
 
@@ -79,17 +78,12 @@ HELP = {"frames": "consecutive frames stored per video (the longest sequence)",
         "seq_epochs": "epochs of each LSTM/GRU", "clip_frames": "frames per Conv3D/ConvLSTM clip",
         "clip_size": "Conv3D/ConvLSTM input size, pixels", "conv_epochs": "epochs of Conv3D and ConvLSTM",
         "conv_batch_size": "clips per Conv3D/ConvLSTM batch"}
-ROWS = {  # metrics key -> Table II row
-    "frames_only": "Frames only", "conv3d": "3d Convolution", "lstm_gru": "Frames + LSTM/GRU",
-    "triplet": "Triplets (Semi-hard)", "convlstm": "ConvLSTM (ours, not in the paper)",
-}
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
 FEATURE_BATCH = 64
 # Conv3D / ConvLSTM from scratch: Nadam (schedule decay 0.004) at 1e-4, not the paper's 0.002 (given for the
 # Xception only): at 0.002 the 13.5M-parameter Conv3D diverged on the DEMO data (training loss 60 in the
 # first epoch, then dead ReLUs and a constant output).
 CONV_LEARNING_RATE = 1e-4
-MODEL_WEIGHTS = "model.weights.h5"
 MODEL_RECORD = "model.json"
 
 
@@ -150,7 +144,7 @@ def _settings(args, demo: bool) -> dict:
 # --------------------------------------------------------------------------- training one model
 
 def fit_resumable(build, train, val, out_dir, *, epochs: int, patience, seed: int, batch_size: int,
-                  settings: dict, learning_rate: float | None = None, verbose: int = 0) -> dict:
+                  settings: dict, learning_rate: float | None = None, verbose: int = 0) -> tuple:
     """Train ``build()`` (compiled here with the paper's Nadam) on ``train``, keeping the best epoch on ``val``.
 
     ``train`` and ``val`` are ``(x, y)`` arrays (``x`` may be a dict) or
@@ -159,29 +153,28 @@ def fit_resumable(build, train, val, out_dir, *, epochs: int, patience, seed: in
     paper's 0.002. Resumable like a bag of
     :func:`deepfake_keras.training.train_bag`: per-epoch checkpoints with the
     early-stopping state in ``out_dir``; ``model.json`` is written last and a
-    finished model is not retrained. Returns the ``model.json`` record; the
-    weights are in ``out_dir/model.weights.h5``.
+    finished model is not retrained. Returns ``(record, model)``: the ``model.json`` record and the
+    model with the kept weights (those of ``out_dir/model.weights.h5``; for a model finished before,
+    ``build()`` with them loaded).
     """
     import tensorflow as tf
 
     from ..data.store import write_atomic
     from ..models.xception import compile_classifier
-    from ..training import CHECKPOINT_DIR, EpochCheckpoint, _save_weights, balanced_weights
+    from ..training import WEIGHTS_FILE, EpochCheckpoint, _save_weights, _write_or_check, balanced_weights
 
     out_dir = Path(out_dir)
     done = out_dir / MODEL_RECORD
     if done.is_file():
-        return json.loads(done.read_text())
+        return json.loads(done.read_text()), _load(build, out_dir)
     from ..models.xception import LEARNING_RATE
 
     learning_rate = float(LEARNING_RATE if learning_rate is None else learning_rate)
     settings = {**settings, "epochs": int(epochs), "patience": patience, "seed": int(seed),
                 "batch_size": int(batch_size), "learning_rate": learning_rate}
-    saved = out_dir / "settings.json"
-    if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(settings, default=str)):
-        raise ValueError(f"{out_dir} holds an interrupted run with other settings; use the same settings to resume "
-                         f"it, or delete the folder")
-    write_atomic(saved, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
+    _write_or_check(out_dir / "settings.json", json.loads(json.dumps(settings, default=str)),
+                    f"{out_dir} holds an interrupted run with other settings",
+                    "use the same settings to resume it, or delete the folder")
     started = time.time()
     tf.keras.utils.set_random_seed(int(seed))
     model = compile_classifier(build(), learning_rate=learning_rate)
@@ -199,28 +192,26 @@ def fit_resumable(build, train, val, out_dir, *, epochs: int, patience, seed: in
         fit.update(x=train, validation_data=val)
     if initial < int(epochs) and not bool(state.stopped.numpy()):
         model.fit(**fit)
-    best = int(state.best_epoch.numpy()) if val is not None else int(state.epochs_done.numpy())
-    if val is not None and best:
-        model.load_weights(str(state.best_file(best)))
-    _save_weights(model, out_dir / MODEL_WEIGHTS)
+    best = state.restore_best(model, val is not None)
+    _save_weights(model, out_dir / WEIGHTS_FILE)
     history = state.history
     record = {"settings": settings, "history": history, "epochs_run": int(state.epochs_done.numpy()),
               "best_epoch": best, "stopped_early": bool(state.stopped.numpy()),
               "best_val_loss": float(state.best.numpy()) if val is not None and best else None,
               "best_val_accuracy": (history["val_accuracy"][best - 1]
                                     if val is not None and best and "val_accuracy" in history else None),
-              "weights": MODEL_WEIGHTS, "params": int(model.count_params()),
+              "weights": WEIGHTS_FILE, "params": int(model.count_params()),
               "seconds_last_run": round(time.time() - started, 1)}
     write_atomic(done, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
-    shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-    for stale in out_dir.glob("best-*.weights.h5"):
-        stale.unlink()
-    return record
+    state.cleanup()
+    return record, model
 
 
 def _load(build, out_dir):
+    from ..training import WEIGHTS_FILE
+
     model = build()
-    model.load_weights(str(Path(out_dir) / MODEL_WEIGHTS))
+    model.load_weights(str(Path(out_dir) / WEIGHTS_FILE))
     return model
 
 
@@ -269,11 +260,7 @@ def _triplet(args, run_dir: Path, root, demo: bool) -> dict:
             argv.append("--quiet")
         argv += shlex.split(args.triplet_args or "")
         log(f"triplet row: running the triplet experiment into {out} (ffpp_triplet {' '.join(argv)})")
-        p = argparse.ArgumentParser(prog="ffpp_triplet")
-        ffpp_triplet.add_arguments(p)
-        triplet_args = p.parse_args(argv)
-        triplet_args.argv = ["ffpp_triplet.py", *argv]
-        ffpp_triplet.run(triplet_args)
+        ffpp_triplet.main(argv)
     return {"source": "ran", **triplet_row(out, expect)}
 
 
@@ -319,8 +306,7 @@ def run(args):
     from ..reporting import report
     from ..runs import default_store
     from ..training import balanced_weights, train_bag
-    from .celebdf_bagging import choose_weights
-    from .common import extract_faces
+    from .common import choose_weights, extract_faces
 
     import tensorflow as tf
 
@@ -392,29 +378,34 @@ def run(args):
     from tqdm.auto import tqdm
 
     recurrent = [(n, kind) for n in args.seq_lens for kind in args.kinds]
-    for seq_len, kind in tqdm(recurrent, desc="LSTM/GRU", unit="model", disable=args.quiet):
-        index = sequence.sequence_index(faces, seq_len, args.short)
-        sequences[f"features_{seq_len}"] = sequence.describe(index)
-        key = f"{kind}_{seq_len}"
-        train_i, val_i = index.split("train"), index.split("val")
-        if len(train_i) == 0:
-            raise ValueError(f"no training video has a sequence of {seq_len} frames (--short {args.short})")
-        data = {name: (sequence.feature_sequences(part, features), part.labels) for name, part in
-                (("train", train_i), ("val", val_i)) if len(part)}
+    with tqdm(total=len(recurrent), desc="LSTM/GRU", unit="model", disable=args.quiet) as bar:
+        for seq_len in args.seq_lens:
+            index = sequence.sequence_index(faces, seq_len, args.short)
+            sequences[f"features_{seq_len}"] = sequence.describe(index)
+            train_i, val_i = index.split("train"), index.split("val")
+            if len(train_i) == 0:
+                raise ValueError(f"no training video has a sequence of {seq_len} frames (--short {args.short})")
+            data = {name: (sequence.feature_sequences(part, features), part.labels) for name, part in
+                    (("train", train_i), ("val", val_i)) if len(part)}
+            every = sequence.feature_sequences(index, features)
+            for kind in args.kinds:
+                key = f"{kind}_{seq_len}"
 
-        def build(seq_len=seq_len, kind=kind):
-            return sequence.build_recurrent(kind, seq_len, features.shape[1])
+                def build(seq_len=seq_len, kind=kind):
+                    return sequence.build_recurrent(kind, seq_len, features.shape[1])
 
-        record = fit_resumable(build, data["train"], data.get("val"), models_dir / key, epochs=s["seq_epochs"],
-                               patience=args.patience, seed=args.seed, batch_size=SEQ_BATCH,
-                               settings={"model": key, "feature_dim": int(features.shape[1]),
-                                         "short": args.short}, verbose=0)
-        training[key] = {k: record[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy")}
-        model = _load(build, models_dir / key)
-        add_column(index, key, model.predict(sequence.feature_sequences(index, features), verbose=0,
-                                             batch_size=256))
-        log(f"{key}: {record['epochs_run']} epochs, best {record['best_epoch']} (validation loss "
-            f"{record['best_val_loss'] if record['best_val_loss'] is None else round(record['best_val_loss'], 4)})")
+                record, model = fit_resumable(build, data["train"], data.get("val"), models_dir / key,
+                                              epochs=s["seq_epochs"], patience=args.patience, seed=args.seed,
+                                              batch_size=SEQ_BATCH, settings={"model": key,
+                                                                              "feature_dim": int(features.shape[1]),
+                                                                              "short": args.short}, verbose=0)
+                training[key] = {k: record[k] for k in ("epochs_run", "best_epoch", "best_val_loss",
+                                                        "best_val_accuracy")}
+                add_column(index, key, model.predict(every, verbose=0, batch_size=256))
+                loss = record["best_val_loss"]
+                log(f"{key}: {record['epochs_run']} epochs, best {record['best_epoch']} (validation loss "
+                    f"{loss if loss is None else round(loss, 4)})")
+                bar.update(1)
     recurrent_keys = [f"{kind}_{n}" for n, kind in recurrent]
     ranked = sorted(recurrent_keys, key=lambda k: (-(training[k]["best_val_accuracy"] or 0),
                                                    training[k]["best_val_loss"] or np.inf, recurrent_keys.index(k)))
@@ -436,21 +427,21 @@ def run(args):
                                                shuffle=shuffle, seed=args.seed, labels=labels, cache=cache,
                                                weights=weights)
 
+    val_ds = clips(val_i, weights=balanced_weights(val_i.labels)) if len(val_i) else None
+    every = clips(index, labels=False)
     for key, builder in (("conv3d", conv3d.build_conv3d), ("convlstm", conv3d.build_convlstm)):
         def build(builder=builder):
             return builder(s["clip_frames"], s["clip_size"])
 
         log(f"{key}: {len(train_i)} training clips of {s['clip_frames']} frames, {s['clip_size']} px")
-        val_ds = clips(val_i, weights=balanced_weights(val_i.labels)) if len(val_i) else None
-        record = fit_resumable(build, clips(train_i, shuffle=True), val_ds, models_dir / key,
-                               epochs=s["conv_epochs"], patience=args.patience, seed=args.seed,
-                               batch_size=s["conv_batch_size"], learning_rate=CONV_LEARNING_RATE,
-                               settings={"model": key, "clip_frames": s["clip_frames"], "clip_size": s["clip_size"],
-                                         "short": args.short}, verbose=verbose)
+        record, model = fit_resumable(build, clips(train_i, shuffle=True), val_ds, models_dir / key,
+                                      epochs=s["conv_epochs"], patience=args.patience, seed=args.seed,
+                                      batch_size=s["conv_batch_size"], learning_rate=CONV_LEARNING_RATE,
+                                      settings={"model": key, "clip_frames": s["clip_frames"],
+                                                "clip_size": s["clip_size"], "short": args.short}, verbose=verbose)
         training[key] = {k: record[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
                                                 "params")}
-        model = _load(build, models_dir / key)
-        add_column(index, key, model.predict(clips(index, labels=False), verbose=0))
+        add_column(index, key, model.predict(every, verbose=0))
 
     # 5. the triplet row, metrics, tables ---------------------------------------------------------------
     triplet = _triplet(args, run_dir, root, demo)

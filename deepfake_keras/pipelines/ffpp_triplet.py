@@ -97,7 +97,9 @@ def run(args):
     x = embed_faces_of(store, table, facenet["used"], not args.quiet)
     labels = table["label"].to_numpy()
     train, val, test = ((table["split"] == s).to_numpy() for s in ("train", "val", "test"))
-    spaces, training = triplet_spaces(x, labels, train, val, args, run_dir / "models", ("semi-hard", "random"))
+    spaces, training = triplet_spaces(x, labels, train, val, run_dir / "models", ("semi-hard", "random"),
+                                      margin=args.margin, dropout=args.dropout, epochs=args.epochs,
+                                      batch_size=args.batch_size, patience=args.patience, seed=args.seed)
     log("training the dense classifier (no triplet loss)")
     dense, trunk, history = train_dense_classifier(x[train], labels[train], x[val], labels[val], epochs=args.epochs,
                                                    batch_size=args.batch_size, patience=args.patience,
