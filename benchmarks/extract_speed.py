@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     from deepfake_keras.data.extract import extract_video
     from deepfake_keras.data.faces import FaceDetector
     from deepfake_keras.data.video import VideoError, read_frames
-    from deepfake_keras.runs import versions
+    from deepfake_keras.io import versions
 
     mtcnn_version = versions().get("mtcnn", "?")
     clips = find_clips(args.data, args.clips)

@@ -1,7 +1,7 @@
 """Speed of ``deepfake-keras predict`` on one clip, against the naive pipeline on the same clip.
 
 Scores one 10-second 1080p clip end to end -- decode, detect, embed, classify,
-i.e. :func:`deepfake_keras.predict.predict_video` without writing outputs --
+i.e. :func:`deepfake_keras.inference.predict.predict_video` without writing outputs --
 with a model bundle, and the same clip with the naive pipeline: the same
 sampled frames decoded the same way, then ``MTCNN().detect_faces`` on every
 full-resolution frame (:func:`deepfake_keras.data.faces.detect_naive`), the
@@ -52,13 +52,13 @@ FACENET = "facenet-msceleb-128"
 
 def train_bundle(data: Path, out: Path, seed: int = 0) -> Path:
     """A triplet bundle trained quickly on the FF++ clips of the shared test data (see the module docstring)."""
-    from deepfake_keras.bundle import save_bundle
     from deepfake_keras.config import ExtractConfig
     from deepfake_keras.data.datasets import FFPP_METHODS, ffpp_manifest
-    from deepfake_keras.models.classifiers import fit_classifier
-    from deepfake_keras.models.triplet import embed, train_triplet_head
-    from deepfake_keras.pipelines.common import embed_faces_of, extract_faces
-    from deepfake_keras.runs import default_store
+    from deepfake_keras.inference.bundle import save_bundle
+    from deepfake_keras.models.triplet import embed
+    from deepfake_keras.pipelines.common import default_store, embed_faces_of, extract_faces
+    from deepfake_keras.training.classifiers import fit_classifier
+    from deepfake_keras.training.triplet import train_triplet_head
 
     root = (data / "ffpp_mini").resolve()
     config = ExtractConfig()
@@ -118,10 +118,11 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from deepfake_keras.bundle import load_bundle
     from deepfake_keras.data.faces import iou
     from deepfake_keras.data.video import video_info
-    from deepfake_keras.predict import annotate_video, predict_video, preload
+    from deepfake_keras.inference.annotate import annotate_video
+    from deepfake_keras.inference.bundle import load_bundle
+    from deepfake_keras.inference.predict import predict_video, preload
 
     with tempfile.TemporaryDirectory(prefix="predict_speed-") as tmp:
         bundle_dir = args.bundle

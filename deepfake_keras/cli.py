@@ -1,17 +1,25 @@
-"""The ``deepfake-keras`` command.
+"""The ``deepfake-keras`` command: every argparse of the package lives here.
 
-Subcommands are registered in :data:`COMMANDS` (name -> (add arguments, run)).
-Exit status: 0 all went well, 1 some input failed (each one reported), 2 the
-command could not run (bad arguments, missing dataset parts; the message says
+Subcommands are registered in :data:`COMMANDS` (name -> (help, add arguments, run)); only the named
+subcommand's options are built. The experiments take their settings from the config classes of
+:mod:`deepfake_keras.config`: an option left out keeps the paper's default on real data and the
+DEMO default without ``--data-root``. Exit status: 0 all went well, 1 some input failed (each one
+reported), 2 the command could not run (bad arguments, missing dataset parts; the message says
 what to do).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import fields
 
-from .config import ExtractConfig
+from .config import (FACENET, RECURRENT_KINDS, SEQ_LENS, SHORT_POLICIES, BaggingExperiment, BaselinesExperiment,
+                     ExtractConfig, TripletExperiment, for_data)
 
+
+
+# --------------------------------------------------------------------------- extract, embed, demo-data, report
 
 def _add_extract(p: argparse.ArgumentParser) -> None:
     from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
@@ -27,7 +35,8 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
                    help="FF++ compression level(s) (default: c40, the paper's)")
     p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS,
                    help="FF++ manipulation methods (default: all four)")
-    p.add_argument("--frames", type=int, default=d.frames_per_video, help=f"frames per video, at most (default {d.frames_per_video})")
+    p.add_argument("--frames", dest="frames_per_video", type=int, default=d.frames_per_video,
+                   help=f"frames per video, at most (default {d.frames_per_video})")
     p.add_argument("--fps", type=float, default=d.fps,
                    help="sample at this many frames per second of video (default: evenly spaced frames)")
     p.add_argument("--consecutive", action="store_true",
@@ -50,8 +59,9 @@ def _run_extract(args) -> int:
     from .data.datasets import LOADERS
     from .data.extract import extract
 
-    config = ExtractConfig(frames_per_video=args.frames, fps=args.fps, consecutive=args.consecutive, crop_size=args.crop_size, margin=args.margin,
-                           detect_size=args.detect_size, min_face=args.min_face, batch_size=args.batch_size)
+    config = ExtractConfig(frames_per_video=args.frames_per_video, fps=args.fps, consecutive=args.consecutive,
+                           crop_size=args.crop_size, margin=args.margin, detect_size=args.detect_size,
+                           min_face=args.min_face, batch_size=args.batch_size)
     if args.dataset == "ffpp":
         manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
     else:
@@ -70,9 +80,9 @@ def _add_embed(p: argparse.ArgumentParser) -> None:
 
     facenets = [n for n, s in WEIGHTS.items() if s.kind == "facenet"]
     p.add_argument("--store", required=True, help="a face store filled by `deepfake-keras extract`")
-    p.add_argument("--facenet", default="facenet-vggface2-512",
+    p.add_argument("--facenet", default=FACENET,
                    help=f"{' | '.join(facenets)} | PATH to an h5 weights file with keras-facenet's layer names "
-                        f"(default facenet-vggface2-512, the paper's 512-d FaceNet)")
+                        f"(default {FACENET}, the paper's 512-d FaceNet)")
     p.add_argument("--margin", type=float, default=FACENET_MARGIN,
                    help=f"FaceNet sees the centre of each stored crop that this margin covers "
                         f"(default {FACENET_MARGIN}; at most the store's own margin)")
@@ -84,14 +94,9 @@ def _add_embed(p: argparse.ArgumentParser) -> None:
 
 def _run_embed(args) -> int:
     from .embeddings import embed_store
-    from .weights import WeightsError
 
-    try:
-        table, emb = embed_store(args.store, args.facenet, batch_size=args.batch_size, progress=not args.quiet,
-                                 margin=args.margin, standardization=args.standardization)
-    except WeightsError as e:
-        print(f"deepfake-keras embed: error: {e}", file=sys.stderr)
-        return 2
+    table, emb = embed_store(args.store, args.facenet, batch_size=args.batch_size, progress=not args.quiet,
+                             margin=args.margin, standardization=args.standardization)
     print(f"{len(table)} face(s) -> {emb.shape[1]}-d {args.facenet} embeddings, cached in {args.store}/embeddings/")
     return 0
 
@@ -107,15 +112,10 @@ def _add_demo_data(p: argparse.ArgumentParser) -> None:
 
 
 def _run_demo_data(args) -> int:
-    from .assets import AssetError
-    from .data.demo import build_demo, demo_cache_root
+    from .demo import build_demo, demo_cache_root
 
     out = args.out or demo_cache_root(args.seed, args.faces)
-    try:
-        info = build_demo(out, seed=args.seed, faces=args.faces, progress=not args.quiet)
-    except AssetError as e:
-        print(f"deepfake-keras demo-data: error: {e}", file=sys.stderr)
-        return 2
+    info = build_demo(out, seed=args.seed, faces=args.faces, progress=not args.quiet)
     how = "reused the complete build in" if info["reused"] else f"built in {info['seconds']:.0f} s:"
     print(f"DEMO datasets ({info['videos']} videos, seed {args.seed}, faces {args.faces}) {how} {info['root']}")
     print(f"  FF++ format:     {info['ffpp']}  (splits: {info['ffpp_splits']})")
@@ -137,31 +137,187 @@ def _run_report(args) -> int:
     return 0
 
 
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    from .predict import add_arguments
+# --------------------------------------------------------------------------- predict
 
-    add_arguments(p)
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    from .inference.annotate import VIDEO_MAX_SIDE
+    from .inference.predict import DEFAULT_OUT
+
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files and/or folders of videos")
+    p.add_argument("--model", required=True, metavar="BUNDLE",
+                   help="a model bundle folder (an experiment writes one to <run_dir>/bundle)")
+    p.add_argument("--out", help=f"folder for the outputs (default {DEFAULT_OUT}/<timestamp>); existing files are "
+                                 f"never overwritten")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON on stdout instead of the table")
+    p.add_argument("--no-video", action="store_true", help="do not write the annotated videos")
+    p.add_argument("--no-gradcam", action="store_true", help="do not write Grad-CAM overlays (Xception bundles)")
+    p.add_argument("--video-max-side", type=int, default=VIDEO_MAX_SIDE,
+                   help=f"shrink annotated videos to this many pixels on the longer side (default {VIDEO_MAX_SIDE}; "
+                        f"0 keeps the input's size)")
+    p.add_argument("--facenet", metavar="PATH",
+                   help="the FaceNet weights file of a bundle trained on one that is not in the registry "
+                        "(checked against the bundle's sha256)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run_predict(args) -> int:
-    from .predict import run_cli
+    """Exit status 0 all scored, 1 some input failed or had no face (each reported), 2 the bundle cannot
+    be used (a BundleError, before anything is written)."""
+    from .inference.bundle import load_bundle
+    from .inference.predict import STATUS_SCORED, ok, predict, summary_table
+    from .io import log, printable
 
-    return run_cli(args)
+    if args.video_max_side < 0:
+        raise ValueError(f"--video-max-side must be >= 0, got {args.video_max_side}")
+    options = {"facenet_file": args.facenet} if args.facenet else {}
+    bundle = load_bundle(args.model, **options)
+    log(f"model: {bundle.kind} bundle {printable(bundle.path)} (threshold {bundle.threshold:g}, "
+        f"{bundle.extract_config.frames_per_video} frames per video)")
+
+    def say(report):
+        if report["status"] != STATUS_SCORED or report.get("errors"):
+            problem = report["error"] or "; ".join(report.get("errors", []))
+            print(f"deepfake-keras predict: {report['input']}: {report['status']}: {problem}", file=sys.stderr,
+                  flush=True)
+
+    out_dir, reports = predict(args.inputs, bundle, args.out, video=not args.no_video, gradcam=not args.no_gradcam,
+                               video_max_side=args.video_max_side, progress=not (args.quiet or args.json),
+                               on_result=say)
+    if args.json:
+        print(json.dumps({"out": printable(out_dir), "videos": reports}, indent=2))
+    else:
+        print(summary_table(reports))
+        print(f"outputs: {printable(out_dir)}")
+    return 0 if reports and all(ok(r) for r in reports) else 1
 
 
-def _pipeline(module: str) -> tuple:
-    """(add arguments, run) of an experiment pipeline in :mod:`deepfake_keras.pipelines`."""
-    import importlib
+# --------------------------------------------------------------------------- the experiments
 
-    def add(p):
-        importlib.import_module(f"deepfake_keras.pipelines.{module}").add_arguments(p)
+def _default(cls, name: str) -> str:
+    """How an experiment option's default is shown: the paper's, and the DEMO's where it differs."""
+    paper, demo = getattr(cls.paper(), name), getattr(cls.demo(), name)
+    show = (lambda v: " ".join(map(str, v)) if isinstance(v, (tuple, list)) else f"{v:g}" if isinstance(v, float)
+            else str(v))
+    return f"default {show(paper)}" + (f"; {show(demo)} on DEMO data" if demo != paper else "")
 
-    def run(args):
-        args.argv = sys.argv
-        importlib.import_module(f"deepfake_keras.pipelines.{module}").run(args)
+
+def _option(p, cls, flag: str, name: str, help_text: str, **kwargs) -> None:
+    """``--flag`` for the ``name`` field of the experiment ``cls``: default None (the config's default
+    applies), the defaults shown in the help."""
+    p.add_argument(flag, dest=name, default=None, help=f"{help_text} ({_default(cls, name)})", **kwargs)
+
+
+def _add_run_options(p, experiment: str) -> None:
+    p.add_argument("--out", help=f"results folder (default results/{experiment}/<timestamp>)")
+    p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and settings)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the run (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_ffpp_data(p, methods_help: str = "") -> None:
+    from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+
+    p.add_argument("--data-root", help="FaceForensics++ root (default: the built-in DEMO dataset)")
+    p.add_argument("--splits", help="folder with the official train/val/test.json (default: beside the dataset)")
+    p.add_argument("--compression", choices=FFPP_COMPRESSIONS, default=None, help="default c40, the paper's")
+    p.add_argument("--methods", nargs="+", choices=FFPP_METHODS, default=None,
+                   help=f"manipulations against pristine (default NeuralTextures{methods_help})")
+
+
+def _add_facenet(p, cls) -> None:
+    _option(p, cls, "--facenet", "facenet",
+            "FaceNet weights: facenet-vggface2-512 (the paper's), facenet-msceleb-128, or an .h5 path")
+    _option(p, cls, "--fallback-facenet", "fallback_facenet",
+            "weights to use, loudly and recorded in config.json, when --facenet cannot be fetched ('none' stops)")
+
+
+def _add_xception_start(p, cls) -> None:
+    _option(p, cls, "--weights", "weights", "Xception start: imagenet (the paper's), none, or a path")
+    _option(p, cls, "--fallback-weights", "fallback_weights",
+            "start to use, loudly and recorded, when --weights imagenet cannot be fetched ('stop' stops)")
+
+
+def _add_ffpp_triplet(p: argparse.ArgumentParser) -> None:
+    cls = TripletExperiment
+    _add_ffpp_data(p, ", the paper's Tables III-IV")
+    _add_run_options(p, "ffpp_triplet")
+    _option(p, cls, "--frames", "frames_per_video", "frames per video", type=int)
+    _add_facenet(p, cls)
+    _option(p, cls, "--epochs", "epochs", "epochs of the triplet heads, at most", type=int)
+    _option(p, cls, "--batch-size", "batch_size", "batch size of the triplet heads", type=int)
+    _option(p, cls, "--patience", "patience", "early stopping patience", type=int)
+    _option(p, cls, "--margin", "margin", "triplet loss margin", type=float)
+    _option(p, cls, "--dropout", "dropout", "dropout after each hidden layer of the heads (the paper gives none)",
+            type=float)
+
+
+def _add_celebdf_bagging(p: argparse.ArgumentParser) -> None:
+    cls = BaggingExperiment
+    p.add_argument("--data-root", help="Celeb-DF v2 root (default: the built-in DEMO dataset)")
+    _add_run_options(p, "celebdf_xception_bagging")
+    _option(p, cls, "--frames", "frames_per_video", "frames per video", type=int)
+    _option(p, cls, "--fps", "fps", "sample frames at this rate, capped at --frames (the paper: 5)", type=float)
+    _option(p, cls, "--image-size", "image_size", "Xception input size, pixels", type=int)
+    _option(p, cls, "--epochs", "epochs", "epochs per bag", type=int)
+    _option(p, cls, "--batch-size", "batch_size", "batch size of the bags", type=int)
+    _option(p, cls, "--bags", "bags", "bags (the paper's 7)", type=int)
+    _add_xception_start(p, cls)
+    _option(p, cls, "--patience", "patience", "early stopping patience of the bags and the triplet head", type=int)
+    _add_facenet(p, cls)
+    _option(p, cls, "--triplet-epochs", "triplet_epochs", "epochs of the triplet head", type=int)
+    _option(p, cls, "--margin", "margin", "triplet loss margin", type=float)
+    _option(p, cls, "--dropout", "dropout", "dropout of the triplet head", type=float)
+
+
+def _add_ffpp_baselines(p: argparse.ArgumentParser) -> None:
+    cls = BaselinesExperiment
+    _add_ffpp_data(p)
+    _add_run_options(p, "ffpp_baselines")
+    for flag, name, text, kind in (
+            ("--frames", "frames_per_video", "consecutive frames stored per video (the longest sequence)", int),
+            ("--fps", "fps", "sample frames at this rate before taking them in a row; 0 = every frame", float),
+            ("--image-size", "image_size", "Xception input size, pixels", int),
+            ("--epochs", "epochs", "epochs of the frames-only Xception", int),
+            ("--batch-size", "batch_size", "batch size of the Xception", int),
+            ("--xception-frames", "xception_frames",
+             "frames per video the frames-only Xception trains on, evenly spread; 0 = all stored", int),
+            ("--seq-epochs", "seq_epochs", "epochs of each LSTM/GRU", int),
+            ("--clip-frames", "clip_frames", "frames per Conv3D/ConvLSTM clip", int),
+            ("--clip-size", "clip_size", "Conv3D/ConvLSTM input size, pixels", int),
+            ("--conv-epochs", "conv_epochs", "epochs of Conv3D and ConvLSTM", int),
+            ("--conv-batch-size", "conv_batch_size", "clips per Conv3D/ConvLSTM batch", int)):
+        _option(p, cls, flag, name, text, type=kind)
+    p.add_argument("--seq-lens", dest="seq_lens", type=int, nargs="+", default=None,
+                   help=f"LSTM/GRU sequence lengths (default {' '.join(map(str, SEQ_LENS))}, the paper's)")
+    p.add_argument("--kinds", nargs="+", default=None, choices=RECURRENT_KINDS, help="recurrent layers (default both)")
+    p.add_argument("--short", default=None, choices=SHORT_POLICIES,
+                   help="videos with fewer stored frames than a sequence: pad (repeat the last frame, masked for "
+                        "LSTM/GRU) or drop (no prediction) (default pad)")
+    _add_xception_start(p, cls)
+    _option(p, cls, "--patience", "patience", "early stopping patience of every model", type=int)
+    p.add_argument("--triplet-run", dest="triplet_run", default=None,
+                   help="a finished ffpp_triplet run to take the triplet row from; 'none' leaves the row empty "
+                        "(default: run the triplet experiment into <out>/triplet)")
+
+
+def _experiment(module: str, cls):
+    """``run(args)`` of an experiment: its config from the options given (the rest default, paper or DEMO
+    by ``--data-root``), then ``deepfake_keras.pipelines.<module>.run``."""
+    def run(args) -> int:
+        import importlib
+
+        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        for name in ("methods", "seq_lens", "kinds"):
+            if given.get(name) is not None:
+                given[name] = tuple(given[name])
+        config = for_data(cls, **given)
+        pipeline = importlib.import_module(f"deepfake_keras.pipelines.{module}")
+        pipeline.run(config, args.out, workers=args.workers, progress=not args.quiet,
+                     command=" ".join(getattr(args, "argv", None) or sys.argv))
         return 0
 
-    return add, run
+    return run
 
 
 COMMANDS = {
@@ -169,11 +325,12 @@ COMMANDS = {
     "embed": ("FaceNet embeddings of every face of a face store, cached in the store", _add_embed, _run_embed),
     "demo-data": ("build the DEMO datasets (FF++ and Celeb-DF formats) from real photos", _add_demo_data,
                   _run_demo_data),
-    "ffpp-triplet": ("the FF++ triplet experiment (= python experiments/ffpp_triplet.py)",
-                     *_pipeline("ffpp_triplet")),
+    "ffpp-triplet": ("the FF++ triplet experiment (= python experiments/ffpp_triplet.py)", _add_ffpp_triplet,
+                     _experiment("ffpp_triplet", TripletExperiment)),
     "celebdf-bagging": ("the Celeb-DF Xception bagging experiment (= python experiments/celebdf_xception_bagging.py)",
-                        *_pipeline("celebdf_bagging")),
-    "ffpp-baselines": ("the FF++ baselines, Table II (= python experiments/ffpp_baselines.py)", *_pipeline("ffpp_baselines")),
+                        _add_celebdf_bagging, _experiment("celebdf_bagging", BaggingExperiment)),
+    "ffpp-baselines": ("the FF++ baselines, Table II (= python experiments/ffpp_baselines.py)", _add_ffpp_baselines,
+                       _experiment("ffpp_baselines", BaselinesExperiment)),
     "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
     "predict": ("score videos with a trained model bundle: JSON report, annotated video, Grad-CAM", _add_predict,
                 _run_predict),
@@ -193,6 +350,7 @@ def main(argv=None) -> int:
             add(p)
         p.set_defaults(run=run)
     args = parser.parse_args(argv)
+    args.argv = ["deepfake-keras", *argv]
     from .assets import AssetError
 
     try:

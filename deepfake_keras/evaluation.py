@@ -1,4 +1,5 @@
-"""Scores -> metrics: frame -> video aggregation; accuracy, P, R, F1, AUC, EER.
+"""Scores -> metrics: frame -> video aggregation, the vote of the Xception bags; accuracy, P, R, F1,
+AUC, EER.
 
 Pure functions over NumPy arrays and pandas tables; nothing here trains or
 plots.
@@ -31,8 +32,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
-__all__ = ["AGGREGATIONS", "binary_metrics", "eer", "eer_point", "evaluate_table", "roc_points",
-           "video_scores"]
+__all__ = ["AGGREGATIONS", "aggregate_bags", "bag_video_probs", "bagged_video_predictions", "binary_metrics", "eer",
+           "eer_point", "evaluate_table", "roc_points", "video_scores"]
 
 
 # --------------------------------------------------------------------------- input checks
@@ -265,3 +266,68 @@ def evaluate_table(frame_table: pd.DataFrame, score_col: str, label_col: str = "
     videos = video_scores(frame_table, score_col, by=by, how=how, keep=(label_col,), threshold=threshold)
     video = binary_metrics(videos[label_col].to_numpy(), videos[score_col].to_numpy(), threshold)
     return {"frame": frame, "video": video}
+
+
+# --------------------------------------------------------------------------- the vote of the bags
+
+def aggregate_bags(prob_matrix, threshold: float = 0.5) -> tuple:
+    """``(vote_labels, mean_prob)`` of per-bag probabilities ``(n_samples, n_bags)`` (videos or frames).
+
+    - ``vote_labels`` (int 0/1): the majority vote of the bags' decisions, each
+      bag calling a sample fake when its probability is ``>= threshold``; fake
+      when more than half of the bags say fake. With an odd number of bags (the
+      paper's 7) there is never a tie; with an even number, a tie is decided by
+      the mean probability (fake when ``mean_prob >= threshold``).
+    - ``mean_prob`` (float): the mean of the bags' probabilities, the score for
+      the AUC.
+
+    Raises ValueError for a matrix that is not 2-D, is empty, or holds NaN or
+    values outside [0, 1].
+    """
+    p = np.asarray(prob_matrix, dtype=float)
+    if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"prob_matrix must be 2-D (samples, bags) and non-empty, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("prob_matrix must hold probabilities in [0, 1] (no NaN)")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    n_bags = p.shape[1]
+    fake_votes = (p >= threshold).sum(axis=1)
+    mean_prob = p.mean(axis=1)
+    vote = np.where(2 * fake_votes > n_bags, 1, 0)
+    tie = 2 * fake_votes == n_bags
+    vote[tie] = (mean_prob[tie] >= threshold).astype(int)
+    return vote.astype(int), mean_prob
+
+
+def bag_video_probs(frame_table: pd.DataFrame, frame_probs, by: str = "store_key",
+                    keep=("label", "split")) -> pd.DataFrame:
+    """Per-video probability of every bag: the mean over the video's frames
+    (:func:`video_scores`). Columns ``by``, kept columns,
+    ``bag_0 .. bag_{k-1}``, ``n_frames``; one row per video, sorted by ``by``."""
+    p = np.asarray(frame_probs, dtype=float)
+    if p.ndim != 2 or p.shape[0] != len(frame_table):
+        raise ValueError(f"frame_probs must be (n_frames, n_bags) with n_frames = {len(frame_table)}, "
+                         f"got shape {p.shape}")
+    table = frame_table.copy()
+    out = None
+    for i in range(p.shape[1]):
+        table[f"bag_{i}"] = p[:, i]
+        v = video_scores(table, f"bag_{i}", by=by, keep=keep)
+        out = v if out is None else out.merge(v[[by, f"bag_{i}"]], on=by)
+    cols = [c for c in out.columns if c != "n_frames"] + ["n_frames"]
+    return out[cols]
+
+
+def bagged_video_predictions(frame_table: pd.DataFrame, frame_probs, threshold: float = 0.5,
+                             by: str = "store_key", keep=("label", "split")) -> pd.DataFrame:
+    """:func:`bag_video_probs` plus ``votes_fake`` (bags calling the video fake), ``vote`` (the
+    majority label, for the accuracy) and ``mean_prob`` (for the AUC), see :func:`aggregate_bags`."""
+    videos = bag_video_probs(frame_table, frame_probs, by=by, keep=keep)
+    bag_cols = [c for c in videos.columns if c.startswith("bag_")]
+    matrix = videos[bag_cols].to_numpy()
+    vote, mean_prob = aggregate_bags(matrix, threshold)
+    videos["votes_fake"] = (matrix >= threshold).sum(axis=1)
+    videos["vote"] = vote
+    videos["mean_prob"] = mean_prob
+    return videos

@@ -212,14 +212,16 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
 
 
 def plot_gradcam(saved, path, title: str) -> Path:
-    """Faces (top row) and their Grad-CAM overlays (bottom row) from a ``gradcam.npz``."""
+    """Faces (top row) and their Grad-CAM overlays (bottom row) from a ``gradcam.npz``; each face's title
+    gives its true class, P(fake) and the class its map explains."""
     plt = _pyplot()
     n = len(saved["faces"])
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.8), squeeze=False)
     for i in range(n):
         name = "fake" if saved["labels"][i] == 1 else "real"
+        explains = f"\nmap explains: {saved['targets'][i]}" if "targets" in saved else ""
         axes[0][i].imshow(saved["faces"][i])
-        axes[0][i].set_title(f"{name}, P(fake) {saved['scores'][i]:.2f}", fontsize=8)
+        axes[0][i].set_title(f"{name}, P(fake) {saved['scores'][i]:.2f}{explains}", fontsize=8)
         axes[1][i].imshow(saved["overlays"][i])
         for ax in (axes[0][i], axes[1][i]):
             ax.axis("off")
@@ -245,7 +247,7 @@ def _report_celebdf(run_dir: Path, config: dict, metrics: dict) -> list:
                         run_dir / "fig_7_roc.png", title_of("Fig. 7: ROC on Celeb-DF test videos", demo)))
     with np.load(run_dir / "gradcam.npz") as saved:
         out.append(plot_gradcam(saved, run_dir / "fig_4_gradcam.png",
-                                title_of("Fig. 4: Grad-CAM of Xception (bag 0) on Celeb-DF test faces", demo)))
+                                title_of("Fig. 4: Grad-CAM of Xception (bag 0) on Celeb-DF test faces, of the predicted class", demo)))
     out.append(plot_tsne(pd.read_csv(run_dir / "tsne.csv"), run_dir / "fig_5_tsne.png",
                          title_of("Fig. 5: Celeb-DF test faces, t-SNE before and after training", demo)))
     return out

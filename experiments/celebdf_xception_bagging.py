@@ -1,13 +1,7 @@
-"""Celeb-DF v2: Xception with seven-way bagging, and triplets (Table I, Figures 4, 5, 7 of the paper).
-
-    python experiments/celebdf_xception_bagging.py                      # built-in DEMO data
-    python experiments/celebdf_xception_bagging.py --data-root /data/Celeb-DF-v2
-
-See deepfake_keras/pipelines/celebdf_bagging.py for the steps and settings.
-"""
+"""The Celeb-DF Xception bagging experiment (Table I, Figs 4, 5, 7): `deepfake-keras celebdf-bagging --help` lists the options."""
 import sys
 
-from deepfake_keras.pipelines.celebdf_bagging import main
+from deepfake_keras.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["celebdf-bagging", *sys.argv[1:]]))

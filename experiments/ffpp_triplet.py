@@ -1,13 +1,7 @@
-"""FaceForensics++ triplet experiment (Tables II-IV, Figures 6-7 of the paper).
-
-    python experiments/ffpp_triplet.py                       # built-in DEMO data
-    python experiments/ffpp_triplet.py --data-root /data/FF++ --splits /data/ff-splits
-
-See deepfake_keras/pipelines/ffpp_triplet.py for the steps and the models compared.
-"""
+"""The FF++ triplet experiment (Tables II-IV, Figs 6-7): `deepfake-keras ffpp-triplet --help` lists the options."""
 import sys
 
-from deepfake_keras.pipelines.ffpp_triplet import main
+from deepfake_keras.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["ffpp-triplet", *sys.argv[1:]]))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..runs import printable
+from ..io import printable
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "split", "dataset", "method", "compression",
                     "target_id", "source_id", "store_key"]

@@ -23,6 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 MTCNN_MIN_FACE = 20  # mtcnn's own default smallest face, in pixels of the image it sees
+MTCNN_WINDOW = 12  # PNet's input window: no pyramid level may be smaller
+PYRAMID_FACTOR = 0.709  # mtcnn's scale factor between pyramid levels
+PNET_THRESHOLD = 0.6  # mtcnn's PNet confidence threshold
 
 
 def _mtcnn():
@@ -89,23 +92,43 @@ class FaceDetector:
         return [self._refine(frame, candidates[candidates[:, 0] == k]) for k, frame in enumerate(frames)]
 
     def _candidates(self, small: np.ndarray, min_face_px: float):
-        import tensorflow as tf
-
+        """PNet proposals over the image pyramid, then RNet: ``(n, 6)`` rows ``[image, x1, y1, x2, y2,
+        confidence]`` in the pixels of ``small``; ``None`` when no candidate is left."""
         norm = _normalize(small)
         shapes = np.array([small.shape[1:3]] * len(small))
-        try:
-            boxes = self._pnet(bboxes_batch=None, images_normalized=norm, images_oshapes=shapes,
-                               min_face_size=min_face_px)
-            if len(boxes) == 0:
-                return None
-            return self._rnet(bboxes_batch=boxes, images_normalized=norm, images_oshapes=shapes)
-        except tf.errors.InvalidArgumentError:  # mtcnn's way of saying "no face"
+        boxes = self._proposals(norm, min(small.shape[1:3]), min_face_px)
+        if len(boxes) == 0:
             return None
+        return self._rnet(bboxes_batch=boxes, images_normalized=norm, images_oshapes=shapes)
+
+    def _proposals(self, norm, min_side: int, min_face_px: float) -> np.ndarray:
+        """mtcnn's PNet stage (``mtcnn.stages.stage_pnet.StagePNet.__call__``, mtcnn 1.0.0, same steps
+        and thresholds) over a pyramid without its levels smaller than PNet's 12-pixel window.
+
+        mtcnn 1.0.0 counts its pyramid levels as if the pyramid started at scale 1, but it starts at
+        ``12 / min_face_size``: with a smallest face above 20 pixels the last levels come out below 12
+        pixels, and PNet raises ``InvalidArgumentError`` ("Must provide as many biases...") on them.
+        Seen on a 1200 x 1200 photo searched for faces of 60 pixels (deepface's ``img18.jpg``): mtcnn
+        found no face at all, while the levels of 12 pixels and more find it. Where mtcnn's pyramid
+        was valid, the levels kept are exactly its levels."""
+        from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, smart_nms_from_bboxes, upscale_bboxes
+        from mtcnn.utils.images import build_scale_pyramid, scale_images
+
+        scales = build_scale_pyramid(min_side, min_side, min_face_size=min_face_px, scale_factor=PYRAMID_FACTOR)
+        scales = scales[np.floor(min_side * scales) >= MTCNN_WINDOW]
+        batch = norm.shape[0]
+        found = []
+        for scale in scales:
+            bbox_reg, bbox_class = self._pnet._model(scale_images(norm, scale))
+            boxes = generate_bounding_box(bbox_reg, bbox_class, PNET_THRESHOLD)
+            boxes = upscale_bboxes(boxes, np.asarray([scale] * batch))
+            found.append(smart_nms_from_bboxes(boxes, threshold=0.5, method="union", initial_sort=False))
+        boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
+        boxes = smart_nms_from_bboxes(boxes, threshold=0.7, method="union", initial_sort=True)
+        return resize_to_square(boxes)
 
     def _refine(self, frame: np.ndarray, boxes: np.ndarray) -> list:
         """ONet on the full-resolution pixels around ``boxes`` (one frame's RNet boxes)."""
-        import tensorflow as tf
-
         if len(boxes) == 0:
             return []
         h, w = frame.shape[:2]
@@ -121,10 +144,7 @@ class FaceDetector:
         region[:, 0] = 0
         region[:, [1, 3]] -= x0
         region[:, [2, 4]] -= y0
-        try:
-            rows = self._onet(images_normalized=_normalize(frame[None, y0:y1, x0:x1]), bboxes_batch=region)
-        except tf.errors.InvalidArgumentError:
-            return []
+        rows = self._onet(images_normalized=_normalize(frame[None, y0:y1, x0:x1]), bboxes_batch=region)
         if len(rows) == 0:
             return []
         rows = np.array(rows, dtype=np.float64)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExtractConfig
+from ..io import write_atomic
 from .datasets import MANIFEST_COLUMNS
 from .faces import LANDMARKS
 
@@ -45,19 +46,6 @@ _STORE_SETTINGS = ("frames_per_video", "fps", "consecutive", "crop_size", "margi
 
 class StoreError(ValueError):
     """A face store that cannot be used as asked; the message says why and what to do."""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _pid_alive(pid: int) -> bool:

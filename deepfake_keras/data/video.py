@@ -51,7 +51,8 @@ class Frames:
     decoded: int = -1
 
 
-def _open(path) -> cv2.VideoCapture:
+def open_video(path) -> cv2.VideoCapture:
+    """An opened ``cv2.VideoCapture`` of ``path``, or :class:`VideoError` saying why it cannot be opened."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(path, "file not found")
@@ -70,7 +71,7 @@ def _open(path) -> cv2.VideoCapture:
 
 def video_info(path) -> VideoInfo:
     """Width, height, frame rate and reported frame count of a video (rotation applied)."""
-    cap = _open(path)
+    cap = open_video(path)
     try:
         return _info(cap)
     finally:
@@ -86,15 +87,15 @@ def _info(cap) -> VideoInfo:
     return VideoInfo(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), fps, count)
 
 
-def sample_indices(n_frames: int, count: int, video_fps: float = 0.0, rate: float | None = None,
+def sample_indices(n_frames: int, frames_per_video: int, video_fps: float = 0.0, rate: float | None = None,
                    consecutive: bool = False) -> list:
     """Indices of the frames to take from a video of ``n_frames`` frames.
 
-    ``rate=None``: ``count`` frames evenly spaced from the first to the last
+    ``rate=None``: ``frames_per_video`` frames evenly spaced from the first to the last
     (all of them if the video is shorter). ``rate`` (frames per second): one
     frame every ``video_fps / rate`` frames starting at frame 0, at most
-    ``count`` of them; a video whose frame rate is unknown is taken as 25 fps.
-    ``consecutive=True``: ``count`` frames in a row (every frame, or every
+    ``frames_per_video`` of them; a video whose frame rate is unknown is taken as 25 fps.
+    ``consecutive=True``: ``frames_per_video`` frames in a row (every frame, or every
     sampled frame at ``rate``), centred in the video, for the sequence models.
 
     >>> sample_indices(10, 4)
@@ -104,6 +105,7 @@ def sample_indices(n_frames: int, count: int, video_fps: float = 0.0, rate: floa
     >>> sample_indices(10, 4, consecutive=True)
     [3, 4, 5, 6]
     """
+    count = frames_per_video
     if n_frames <= 0 or count <= 0:
         return []
     if rate is None and not consecutive:
@@ -148,19 +150,19 @@ def _read(cap, wanted: list, max_side: int, read_to_end: bool):
     return indices, images, scale, -1
 
 
-def read_frames(path, count: int = 25, rate: float | None = None, max_side: int = 1920,
+def read_frames(path, frames_per_video: int = 25, rate: float | None = None, max_side: int = 1920,
                 consecutive: bool = False) -> Frames:
     """Sampled frames of the video at ``path`` (see :func:`sample_indices`).
 
     Raises :class:`VideoError` for a file that is missing, empty, not a video
     or yields no frame at all.
     """
-    cap = _open(path)
+    cap = open_video(path)
     try:
         info = _info(cap)
         reported = info.reported_frames
         if reported > 0:
-            wanted = sample_indices(reported, count, info.fps, rate, consecutive)
+            wanted = sample_indices(reported, frames_per_video, info.fps, rate, consecutive)
             # read to the end only when sampling spans the whole video, so that
             # the true count is known if the reported one was too high
             indices, images, scale, decoded = _read(cap, wanted, max_side, read_to_end=False)
@@ -176,8 +178,8 @@ def read_frames(path, count: int = 25, rate: float | None = None, max_side: int 
         cap.release()
         if true_count == 0:
             raise VideoError(path, "no frame could be decoded (truncated or corrupt video)")
-        cap = _open(path)
-        wanted = sample_indices(true_count, count, info.fps, rate, consecutive)
+        cap = open_video(path)
+        wanted = sample_indices(true_count, frames_per_video, info.fps, rate, consecutive)
         indices, images, scale, decoded = _read(cap, wanted, max_side, read_to_end=False)
         return _nonempty(path, Frames(indices, images, info, scale, true_count))
     finally:

@@ -10,7 +10,10 @@ score up. Here:
   model modifier turns the sigmoid of the output layer into the identity on a
   clone of the model (the model itself is untouched), so the gradient does not
   vanish where the sigmoid saturates. ``target="fake"`` scores the logit
-  (evidence for fake), ``target="real"`` its negative (evidence for real).
+  (evidence for fake), ``target="real"`` its negative (evidence for real), and
+  ``target="predicted"`` (the default) the class the model predicts for each
+  face, as the authors' ``grad_cam_visualize.py`` explains the predicted class;
+  a sequence gives each image its own target.
 - the layer is ``block14_sepconv2_act``, Xception's last convolutional
   activation, when the model has it (Keras' own Grad-CAM example uses the
   same); otherwise the last convolutional layer tf-keras-vis finds, or the layer
@@ -26,19 +29,30 @@ import warnings
 
 import numpy as np
 
-GRADCAM_LAYER = "block14_sepconv2_act"  # Xception's last convolutional activation (7x7 at 299 px)
-TARGETS = ("fake", "real")
+from ..models.xception import GRADCAM_LAYER
+
+TARGETS = ("fake", "real", "predicted")
 ALPHA = 0.4  # weight of the colour map in the overlay
 COLORMAP = "jet"
 
 
-def _score(target: str):
-    if target == "fake":
-        return lambda output: output[:, 0]
-    return lambda output: -output[:, 0]
+def targets_of(target, probabilities) -> np.ndarray:
+    """The class (``"fake"``/``"real"``) each map explains: ``target`` for all, one per image, or, for
+    ``"predicted"``, the class of each image's P(fake) (fake at 0.5 and above)."""
+    p = np.asarray(probabilities, dtype=float).reshape(-1)
+    if isinstance(target, str):
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS} or one per image, got {target!r}")
+        if target == "predicted":
+            return np.where(p >= 0.5, "fake", "real")
+        return np.full(len(p), target)
+    out = np.asarray(target, dtype=object)
+    if out.shape != p.shape or not set(out.tolist()) <= {"fake", "real"}:
+        raise ValueError(f"targets must be {len(p)} values of 'fake' or 'real', got {list(out)[:5]}...")
+    return out.astype(str)
 
 
-def gradcam(model, images, target: str = "fake", layer: str | None = None, batch_size: int = 16) -> np.ndarray:
+def gradcam(model, images, target="predicted", layer: str | None = None, batch_size: int = 16) -> np.ndarray:
     """Grad-CAM heat maps of a one-output sigmoid classifier, float32 ``(n, height, width)`` in [0, 1].
 
     Args:
@@ -46,7 +60,8 @@ def gradcam(model, images, target: str = "fake", layer: str | None = None, batch
             :func:`deepfake_keras.models.xception.build_xception`).
         images: model inputs, already preprocessed (``(n, h, w, c)`` or one
             ``(h, w, c)`` image); :func:`gradcam_faces` takes raw face crops.
-        target: ``"fake"`` (regions that raise P(fake)) or ``"real"``.
+        target: ``"predicted"`` (each image's predicted class), ``"fake"`` (regions that raise
+            P(fake)), ``"real"``, or one of ``"fake"``/``"real"`` per image (:func:`targets_of`).
         layer: the convolutional layer to explain; default
             ``block14_sepconv2_act`` if the model has it, else the last
             convolutional layer.
@@ -61,8 +76,6 @@ def gradcam(model, images, target: str = "fake", layer: str | None = None, batch
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if len(model.outputs) != 1 or model.output_shape[-1] != 1:
         raise ValueError(f"gradcam needs a model with one output unit (sigmoid), got output shape "
                          f"{model.output_shape}")
@@ -77,17 +90,21 @@ def gradcam(model, images, target: str = "fake", layer: str | None = None, batch
         layer = GRADCAM_LAYER
     if layer is not None and layer not in names:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}")
+    probabilities = model.predict(x, verbose=0, batch_size=int(batch_size)) if isinstance(target, str) and \
+        target == "predicted" else np.zeros(len(x))
+    signs = np.where(targets_of(target, probabilities) == "fake", 1.0, -1.0).astype(np.float32)
     visualizer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
     out = []
     for start in range(0, len(x), int(batch_size)):
         batch = tf.constant(x[start:start + int(batch_size)])
-        cam = visualizer(_score(target), batch, penultimate_layer=layer,
+        sign = tf.constant(signs[start:start + int(batch_size)])
+        cam = visualizer(lambda output, sign=sign: output[:, 0] * sign, batch, penultimate_layer=layer,
                          seek_penultimate_conv_layer=layer is None)
         out.append(np.asarray(cam, dtype=np.float32).reshape(len(batch), *x.shape[1:3]))
     return np.clip(np.concatenate(out), 0.0, 1.0)
 
 
-def gradcam_faces(model, faces, target: str = "fake", layer: str | None = None, alpha: float = ALPHA) -> tuple:
+def gradcam_faces(model, faces, target="predicted", layer: str | None = None, alpha: float = ALPHA) -> tuple:
     """Grad-CAM of raw face crops (uint8 RGB, any one size): ``(heats, overlays)``.
 
     The faces are resized to the model's input size and Xception-preprocessed
@@ -102,8 +119,8 @@ def gradcam_faces(model, faces, target: str = "fake", layer: str | None = None, 
 def face_inputs(model, faces) -> tuple:
     """``(faces, x)``: raw face crops (uint8 RGB, any one size) as an ``(n, h, w, 3)`` array, and
     their inputs for ``model``: resized to its input size and Xception-preprocessed
-    (:func:`deepfake_keras.models.xception.preprocess_faces`)."""
-    from ..models.xception import preprocess_faces
+    (:func:`deepfake_keras.data.inputs.preprocess_faces`)."""
+    from ..data.inputs import preprocess_faces
 
     faces = np.asarray(faces)
     if faces.ndim == 3:

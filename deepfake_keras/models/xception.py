@@ -11,10 +11,9 @@ model (built on its input tensor, not nested), so Grad-CAM can reach
 ``block14_sepconv2_act`` by name. Batch normalisation layers train in training
 mode like every other layer (the paper fine-tunes everything).
 
-Inputs (:func:`face_dataset`): face crops of the face store, read through
-``tf.data`` (read file -> decode -> resize -> Xception preprocessing, i.e.
-``x / 127.5 - 1``; shuffle of the file names; parallel map; batch; prefetch),
-so that decoding overlaps training.
+Inputs: Xception-preprocessed face crops, ``x / 127.5 - 1``
+(:func:`deepfake_keras.data.inputs.face_dataset` and
+:func:`~deepfake_keras.data.inputs.preprocess_faces`).
 
 Optimizer (:func:`paper_optimizer`): Nadam, learning rate 0.002, schedule
 decay 0.004 -- the defaults of Keras 2's Nadam, which the paper used. How that
@@ -23,33 +22,28 @@ TF 2.15's ``tf.keras.optimizers.Nadam`` has *no* schedule decay (its momentum
 warm-up is 250 times faster), so the legacy ``tf.keras.optimizers.legacy.Nadam``,
 which keeps Keras 2's rule exactly, is used.
 
-Saved models are weights only (``.weights.h5``); :func:`load_classifier`
-rebuilds the architecture and loads them.
+Builders only: training (:mod:`deepfake_keras.training`) saves weights only
+(``.weights.h5``), and loading rebuilds the architecture here and loads them.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from ..explain import gradcam as _gradcam
+from ..config import XceptionConfig
 
 # --------------------------------------------------------------------------- hyperparameters
 
-IMAGE_SIZE = 299  # Xception's native size and the face store's crop size (the paper's)
+IMAGE_SIZE = XceptionConfig.image_size
 MIN_IMAGE_SIZE = 71  # the smallest input tf.keras.applications.Xception accepts
 FC_UNITS = 512  # the paper's "first fc layer of feature vector dimension 512"
 DROPOUT = 0.5  # ours (the paper gives none)
-LEARNING_RATE = 0.002  # the paper (Nadam)
-SCHEDULE_DECAY = 0.004  # the paper (Keras 2 Nadam's schedule_decay)
+LEARNING_RATE = XceptionConfig.learning_rate
+SCHEDULE_DECAY = XceptionConfig.schedule_decay
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras 2's Nadam defaults (epsilon = K.epsilon())
-BATCH_SIZE = 32
-SHUFFLE_BUFFER = 2048  # decoded images held for shuffling when the dataset is cached (else file names)
-WEIGHTS = "imagenet"
-GRADCAM_LAYER = _gradcam.GRADCAM_LAYER  # Xception's last convolutional activation (7x7 at 299 px)
+GRADCAM_LAYER = "block14_sepconv2_act"  # Xception's last convolutional activation (7x7 at 299 px)
 FEATURE_LAYER = "fc1"
 OUTPUT_LAYER = "p_fake"
 
@@ -162,13 +156,14 @@ def resolve_weights(weights):
     return str(path)
 
 
-def build_xception(image_size: int = IMAGE_SIZE, weights=WEIGHTS, fc_units: int = FC_UNITS,
+def build_xception(image_size: int = IMAGE_SIZE, weights=XceptionConfig.weights, fc_units: int = FC_UNITS,
                    dropout: float = DROPOUT, name: str = "xception_classifier") -> tf.keras.Model:
     """The paper's frame classifier: Xception (every layer trainable) -> GAP -> ``fc1`` -> dropout -> P(fake).
 
     Args:
         image_size: input side in pixels (>= 71; the paper's 299). Inputs are
-            Xception-preprocessed images, ``x / 127.5 - 1`` (:func:`preprocess`).
+            Xception-preprocessed images, ``x / 127.5 - 1``
+            (:func:`deepfake_keras.data.inputs.preprocess`).
         weights: ``"imagenet"`` (default), ``"none"``/``None`` or a path, see
             :func:`resolve_weights`.
         fc_units: width of ``fc1`` (the 512-d features of :func:`feature_model`).
@@ -207,133 +202,3 @@ def feature_model(model: tf.keras.Model, layer: str = FEATURE_LAYER) -> tf.keras
     except ValueError:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}; build it with build_xception") from None
     return tf.keras.Model(model.inputs, target.output, name=f"{model.name}_{layer}")
-
-
-def load_classifier(weights_file, image_size: int = IMAGE_SIZE, fc_units: int = FC_UNITS,
-                    dropout: float = DROPOUT) -> tf.keras.Model:
-    """:func:`build_xception` (random init) with the weights of ``weights_file`` (a ``.weights.h5``
-    saved by this package, e.g. a bag's ``model.weights.h5``) loaded into it."""
-    path = Path(weights_file)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such weights file")
-    model = build_xception(image_size, weights=None, fc_units=fc_units, dropout=dropout)
-    model.load_weights(str(path))
-    return model
-
-
-# --------------------------------------------------------------------------- inputs
-
-def preprocess(images) -> np.ndarray:
-    """Xception preprocessing of RGB images in [0, 255]: ``x / 127.5 - 1`` (float32)."""
-    return tf.keras.applications.xception.preprocess_input(np.asarray(images, dtype=np.float32).copy())
-
-
-def resize_face(image, image_size):
-    """One RGB face crop (or a batch) resized as in training: cast to float32, antialiased bilinear
-    resize to ``image_size`` (an int for a square, or ``(height, width)``), clipped to [0, 255]."""
-    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
-    image = tf.image.resize(tf.cast(image, tf.float32), size, antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
-
-
-def preprocess_faces(faces, image_size) -> np.ndarray:
-    """Face crops (RGB uint8, any sizes) -> Xception inputs as in training: each crop through
-    :func:`resize_face`, then ``x / 127.5 - 1``; float32 ``(n, h, w, 3)``."""
-    faces = [np.asarray(f) for f in faces]
-    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
-    if not faces:
-        return np.zeros((0, *size, 3), np.float32)
-    out = np.stack([resize_face(f, size).numpy() for f in faces])
-    return tf.keras.applications.xception.preprocess_input(out).astype(np.float32)
-
-
-def _load_image(path, image_size: int):
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    return resize_face(image, image_size)
-
-
-def face_dataset(table: pd.DataFrame, store_root, image_size: int = IMAGE_SIZE, batch_size: int = BATCH_SIZE,
-                 shuffle: bool = False, seed: int = 0, augment: bool = False, cache=False, labels: bool = True,
-                 weights=None) -> tf.data.Dataset:
-    """A ``tf.data`` pipeline of Xception-ready batches from rows of the face store's ``faces.csv``.
-
-    Each element is ``(images, labels)`` (or ``images`` with ``labels=False``, or
-    ``(images, labels, weights)`` when ``weights`` is given): images float32
-    ``(batch, image_size, image_size, 3)`` scaled to [-1, 1] by
-    ``tf.keras.applications.xception.preprocess_input``; labels float32 (1 = fake).
-
-    Args:
-        table: rows with a ``crop`` column (path relative to ``store_root``) and,
-            with ``labels=True``, a ``label`` column of 0/1.
-        store_root: the face store folder.
-        image_size: crops are resized to this square size (antialiased).
-        batch_size: images per batch (the last batch may be smaller).
-        shuffle: reshuffle every epoch (seeded by ``seed``); the file names are
-            shuffled before decoding, so the whole table is mixed at no memory
-            cost. Without shuffling, the order is the table's, always.
-        augment: random horizontal flips (seeded); off by default (the paper
-            mentions no augmentation).
-        cache: ``False``; ``True`` keeps the decoded, resized crops (uint8) in
-            memory after the first epoch; a string caches them to that file
-            prefix. When cached, shuffling happens after the cache with a buffer
-            of :data:`SHUFFLE_BUFFER` images.
-        labels: include the labels.
-        weights: optional per-row sample weights (sequence of the table's length).
-
-    Crops are read with ``tf.io`` in parallel (``num_parallel_calls=AUTOTUNE``,
-    order kept) and batches are prefetched (``AUTOTUNE``). Raises ValueError for
-    an empty table, missing columns, bad labels or crops that do not exist.
-    """
-    if not isinstance(table, pd.DataFrame) or len(table) == 0:
-        raise ValueError("face_dataset needs a non-empty table of face rows (faces.csv)")
-    if "crop" not in table.columns:
-        raise ValueError(f"the table has no 'crop' column (columns: {list(table.columns)})")
-    image_size, batch_size = int(image_size), int(batch_size)
-    if image_size < 1 or batch_size < 1:
-        raise ValueError(f"image_size and batch_size must be >= 1, got {image_size} and {batch_size}")
-    root = Path(store_root)
-    paths = [str(root / c) for c in table["crop"].astype(str)]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise ValueError(f"{len(missing)} of {len(paths)} crops do not exist under {root}, e.g. {missing[0]}")
-    columns = [tf.constant(paths)]
-    if labels:
-        if "label" not in table.columns:
-            raise ValueError("the table has no 'label' column; pass labels=False to read images only")
-        y = pd.to_numeric(table["label"], errors="coerce").to_numpy()
-        if not np.all(np.isin(y, (0, 1))):
-            raise ValueError(f"labels must be 0 (real) or 1 (fake); got {sorted(set(map(str, pd.unique(y))))}")
-        columns.append(tf.constant(y.astype(np.float32)))
-    if weights is not None:
-        w = np.asarray(weights, dtype=np.float32)
-        if w.shape != (len(table),) or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"weights must be {len(table)} finite non-negative numbers, got shape {w.shape}")
-        columns.append(tf.constant(w))
-    ds = tf.data.Dataset.from_tensor_slices(tuple(columns))
-    n = len(paths)
-
-    def load(path, *rest):
-        image = _load_image(path, image_size)
-        if cache is not False:
-            image = tf.cast(tf.round(image), tf.uint8)
-        return (image, *rest)
-
-    if shuffle and cache is False:
-        ds = ds.shuffle(n, seed=int(seed), reshuffle_each_iteration=True)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache is not False:
-        ds = ds.cache("" if cache is True else str(cache))
-        if shuffle:
-            ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=int(seed), reshuffle_each_iteration=True)
-
-    def finish(image, *rest):
-        image = tf.cast(image, tf.float32)
-        if augment:
-            image = tf.image.random_flip_left_right(image, seed=int(seed))
-        image = tf.keras.applications.xception.preprocess_input(image)
-        return (image, *rest) if rest else image
-
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-

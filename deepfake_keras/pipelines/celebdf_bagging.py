@@ -1,193 +1,184 @@
 """Celeb-DF v2: Xception on face crops with seven-way bagging against the 7:1 imbalance, and the
 triplet network; Table I and Figures 4, 5, 7 of the paper.
 
-Steps: manifest -> face store -> 7 Xception models, each on one seventh of the
-fake training videos and all real ones (:mod:`deepfake_keras.training`; done
-bags are skipped and an interrupted one resumes) -> per test video: mean frame
-probability per bag, majority vote of the bags (accuracy) and mean probability
-(AUC) -> the triplet row (FaceNet + semi-hard triplet head + SGD / RF) ->
-``metrics.json``, ``predictions.csv``, Grad-CAM and t-SNE inputs -> tables and
-figures (:func:`deepfake_keras.reporting.report`).
+Steps: manifest -> face store -> a validation hold-out by source clip -> 7 Xception models, each
+on one seventh of the fake training videos and all real ones
+(:mod:`deepfake_keras.training.bagging`; done bags are skipped and an interrupted one resumes) ->
+per test video: mean frame probability per bag, majority vote of the bags (accuracy) and mean
+probability (AUC) -> the triplet row (FaceNet + semi-hard triplet head + SGD / RF) ->
+``metrics.json``, ``predictions.csv``, Grad-CAM and t-SNE inputs -> tables and figures
+(:func:`deepfake_keras.reporting.report`) -> the model bundle.
 
-The paper's settings are the defaults on real data (299 px, 30 epochs, Nadam
-0.002 with schedule decay 0.004, ImageNet weights). On the DEMO data the run
-uses small images, few frames and few epochs so that it fits 2 CPU cores, and
-prints the settings it used.
+The paper's settings are the defaults on real data (299 px, 30 epochs, Nadam 0.002 with schedule
+decay 0.004, ImageNet weights). On the DEMO data the run uses small images, few frames and few
+epochs so that it fits 2 CPU cores (:meth:`deepfake_keras.config.BaggingExperiment.demo`).
 """
 from __future__ import annotations
 
-import argparse
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ..config import ExtractConfig
-from ..runs import log, make_run_dir, resolve_data_root, save_json, versions
+from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
+from ..evaluation import binary_metrics
+from ..io import log, save_json, versions
+from .common import (choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of, extract_faces,
+                     make_run_dir, resolve_data_root, test_metrics, triplet_spaces, video_predictions)
 
 EXPERIMENT = "celebdf_xception_bagging"
-PAPER = {"frames": 25, "image_size": 299, "epochs": 30, "batch_size": 32}
-DEMO = {"frames": 6, "image_size": 96, "epochs": 2, "batch_size": 16}
 TRIPLET_MODELS = {"triplet_sgd": "Ours (Triplets) + SGD", "triplet_rf": "Ours (Triplets) + RF"}
 GRADCAM_FACES = 3  # per class
-TRIPLET_BATCH = 128
 TSNE_POINTS = 1000
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import triplet
-    from ..training import N_BAGS, PATIENCE
-
-    p.add_argument("--data-root", help="Celeb-DF v2 root (default: the built-in DEMO dataset)")
-    p.add_argument("--out", help="results folder (default results/celebdf_xception_bagging/<timestamp>)")
-    p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and settings)")
-    for name, help_text in (("frames", "frames per video"), ("image-size", "Xception input size, pixels"),
-                            ("epochs", "epochs per bag (and for the triplet head)"), ("batch-size", "batch size")):
-        key = name.replace("-", "_")
-        p.add_argument(f"--{name}", type=int, help=f"{help_text} (default {PAPER[key]}; {DEMO[key]} on DEMO data)")
-    p.add_argument("--fps", type=float, help="sample frames at this rate, capped at --frames (the paper: 5)")
-    p.add_argument("--bags", type=int, default=N_BAGS, help=f"bags (default {N_BAGS}, the paper's)")
-    p.add_argument("--weights", default="imagenet", help="Xception start: imagenet (the paper's), none, or a path")
-    p.add_argument("--fallback-weights", default="none",
-                   help="start to use, loudly and recorded, when --weights imagenet cannot be fetched "
-                        "('stop' to stop instead)")
-    p.add_argument("--patience", type=int, default=PATIENCE)
-    p.add_argument("--facenet", default="facenet-vggface2-512", help="FaceNet for the triplet row")
-    p.add_argument("--fallback-facenet", default="facenet-msceleb-128")
-    p.add_argument("--triplet-epochs", type=int, default=triplet.EPOCHS, help="epochs of the triplet head")
-    p.add_argument("--margin", type=float, default=triplet.MARGIN)
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout of the triplet head")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
-    p.add_argument("--quiet", action="store_true")
-
-
-def _settings(args, demo: bool) -> dict:
-    defaults = DEMO if demo else PAPER
-    out = {k: getattr(args, k) or v for k, v in defaults.items()}
-    log(f"{'DEMO ' if demo else ''}settings: {out} (the paper's: {PAPER})")
-    return out
-
-
-def run(args):
-    from ..data.datasets import celebdf_clip, celebdf_manifest
+def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool = True, command: str = "") -> Path:
+    """Run the experiment with ``config``; results in ``out`` (default
+    ``results/celebdf_xception_bagging/<timestamp>``). Returns the results folder."""
+    from ..data.datasets import celebdf_manifest
     from ..data.store import FaceStore
-    from ..explain.gradcam import gradcam_faces
-    from ..explain.tsne import subsample, tsne_panels
-    from ..models import xception as xc
-    from ..reporting import report
-    from ..runs import default_store
-    from ..training import WEIGHTS_FILE, bagged_video_predictions, predict_bags, split_validation, train_bagging
-    from .common import (choose_facenet, choose_weights, classifier_scores, embed_faces_of, extract_faces, test_metrics,
-                         triplet_spaces, video_predictions)
 
     started = time.time()
-    root, demo = resolve_data_root(args.data_root, "celebdf", args.seed)
-    s = _settings(args, demo)
-    run_dir = make_run_dir(args.out, EXPERIMENT)
+    root, demo = resolve_data_root(config.data_root, "celebdf", config.seed)
+    log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaggingExperiment.paper()})")
+    run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
     manifest = celebdf_manifest(root)
-    extract_config = ExtractConfig(frames_per_video=s["frames"], fps=args.fps)
-    store = args.store or default_store(root, extract_config)
-    weights = choose_weights(args.weights, args.fallback_weights)
-    facenet = choose_facenet(args.facenet, args.fallback_facenet)
-    config = {"experiment": EXPERIMENT, "demo": demo, "data_root": str(root), "store": str(store),
-              "extract": extract_config.to_dict(), **s, "bags": args.bags, "xception_weights": weights,
-              "facenet": facenet, "triplet_epochs": args.triplet_epochs, "patience": args.patience, "margin": args.margin, "dropout": args.dropout,
-              "seed": args.seed, "versions": versions(), "command": " ".join(getattr(args, "argv", []) or [])}
-    save_json(run_dir / "config.json", config)
+    extract_config = ExtractConfig(frames_per_video=config.frames_per_video, fps=config.fps)
+    store = Path(config.store or default_store(root, extract_config))
+    weights = choose_weights(config.weights, config.fallback_weights)
+    facenet = choose_facenet(config.facenet, config.fallback_facenet)
+    record = {**config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root),
+              "store": str(store), "extract": extract_config.to_dict(), "xception_weights": weights,
+              "facenet": facenet, "versions": versions(), "command": command}
+    save_json(run_dir / "config.json", record)
 
-    faces, summary = extract_faces(manifest, root, store, extract_config, args.workers, not args.quiet)
-    # Celeb-DF has no validation split: hold out videos of the training split per class, each real
-    # clip together with the fakes made from it (a fake in training would show its clip's scene)
-    clips = {k: celebdf_clip(v, label) for k, v, label in
-             faces[["store_key", "video_id", "label"]].drop_duplicates("store_key").itertuples(index=False)}
-    train_videos, val_videos = split_validation(faces, seed=args.seed, groups=clips)
-    faces.loc[faces["store_key"].isin(set(val_videos["store_key"])), "split"] = "val"
-
-    log(f"training {args.bags} Xception bags ({s['image_size']} px, {s['epochs']} epochs, weights {weights['used']})")
+    faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
+    train_videos = hold_out_validation(faces, config.seed)
     bags_dir = run_dir / "bags"
-    train_bagging(faces, store, bags_dir, n_bags=args.bags, epochs=s["epochs"], image_size=s["image_size"],
-                  batch_size=s["batch_size"], weights=weights["used"], seed=args.seed, patience=args.patience,
-                  verbose=0 if args.quiet else 1, progress=not args.quiet)
-    test_faces = faces[faces["split"] == "test"].reset_index(drop=True)
-    probs = predict_bags(test_faces, store, bags_dir, progress=not args.quiet)
-    bagged = bagged_video_predictions(test_faces, probs, keep=("label", "split", "method", "video_id"))
-
-    x = embed_faces_of(store, faces, facenet["used"], not args.quiet)
-    labels = faces["label"].to_numpy()
-    train, val = (faces["split"] == "train").to_numpy(), (faces["split"] == "val").to_numpy()
-    spaces, training = triplet_spaces(x, labels, train, val, run_dir / "models", margin=args.margin,
-                                      dropout=args.dropout, epochs=args.triplet_epochs, batch_size=TRIPLET_BATCH,
-                                      patience=args.patience, seed=args.seed)
-    test = (faces["split"] == "test").to_numpy()
-    frame_table = faces.loc[test, ["store_key", "video_id", "label", "split", "method", "frame"]].reset_index(drop=True)
-    for key, value in classifier_scores(spaces, labels, train, args.seed, rows=test).items():  # test rows only
-        frame_table[key] = value
+    test_faces, probs, bagged = train_and_predict_bags(faces, store, bags_dir, config, weights["used"], progress)
+    x = embed_faces_of(store, faces, facenet["used"], progress)
+    frame_table, training = triplet_rows(x, faces, run_dir / "models", config)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
     frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
     predictions = video_predictions(frame_table, TRIPLET_MODELS).merge(
         bagged[["store_key", "votes_fake", "vote", "mean_prob"] + [c for c in bagged if c.startswith("bag_")]],
         on="store_key")
     predictions.to_csv(run_dir / "predictions.csv", index=False)
-
-    metrics = {"models": {"mean_prob": "Ours (Frames only), 7 bags", **TRIPLET_MODELS},
-               "test": test_metrics(frame_table, predictions, list(TRIPLET_MODELS)),
-               "training": training,
+    metrics = {"models": {"mean_prob": f"Ours (Frames only), {config.bags} bags", **TRIPLET_MODELS},
+               "test": test_metrics(frame_table, predictions, list(TRIPLET_MODELS)), "training": training,
                "counts": {"videos": int(len(manifest)), "failed_videos": summary.failed + summary.failed_before,
                           "faces": int(len(faces)), "test_videos": int(len(predictions)),
                           "train_fake_videos": int((train_videos["label"] == 1).sum()),
                           "train_real_videos": int((train_videos["label"] == 0).sum())}}
-    from ..evaluation import binary_metrics
-
     frames_only = binary_metrics(predictions["label"], predictions["mean_prob"])
     frames_only["vote_accuracy"] = float((predictions["vote"] == predictions["label"]).mean())
     metrics["test"]["mean_prob"] = {"video": frames_only,
                                     "frame": binary_metrics(frame_table["label"], frame_table["frames_only"])}
 
     log("Grad-CAM (Fig. 4) and t-SNE (Fig. 5) from bag 0")
-    model = xc.load_classifier(bags_dir / "bag_0" / WEIGHTS_FILE, s["image_size"])
-    fs = FaceStore.open(store)
+    write_figure_inputs(run_dir, FaceStore.open(store), test_faces, frame_table, config, weights["used"])
+    metrics["seconds"] = round(time.time() - started, 1)
+    save_json(run_dir / "metrics.json", metrics)
+
+    from ..reporting import report
+
+    report(run_dir)
+    bundle = save_run_bundle(run_dir, config, extract_config, record, metrics["test"]["mean_prob"], demo)
+    log(f"model bundle ({config.bags} Xception bags): {bundle}")
+    log(f"{'DEMO ' if demo else ''}test videos: frames only ({config.bags} bags) AUC {frames_only['auc']:.3f}, vote "
+        f"accuracy {frames_only['vote_accuracy']:.3f}; triplets + SGD AUC "
+        f"{metrics['test']['triplet_sgd']['video']['auc']:.3f} ({metrics['seconds']:.0f} s); results in {run_dir}")
+    return run_dir
+
+
+def hold_out_validation(faces: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Celeb-DF has no validation split: hold out training videos per class, each real clip together
+    with the fakes made from it (a fake in training would show its clip's scene). Marks their faces
+    ``val`` in ``faces`` (in place) and returns the training videos."""
+    from ..data.datasets import celebdf_clip
+    from ..training.splits import split_validation
+
+    clips = {k: celebdf_clip(v, label) for k, v, label in
+             faces[["store_key", "video_id", "label"]].drop_duplicates("store_key").itertuples(index=False)}
+    train_videos, val_videos = split_validation(faces, seed=seed, groups=clips)
+    faces.loc[faces["store_key"].isin(set(val_videos["store_key"])), "split"] = "val"
+    return train_videos
+
+
+def train_and_predict_bags(faces: pd.DataFrame, store: Path, bags_dir: Path, config: BaggingExperiment,
+                           weights: str, progress: bool) -> tuple:
+    """Train the bags, then score the test faces with each: ``(test faces, P(fake) per face and bag,
+    per-video table of the bags' probabilities, vote and mean probability)``."""
+    from ..evaluation import bagged_video_predictions
+    from ..training.bagging import predict_bags, train_bagging
+
+    log(f"training {config.bags} Xception bags ({config.image_size} px, {config.epochs} epochs, weights {weights})")
+    train_bagging(faces, store, bags_dir, n_bags=config.bags, epochs=config.epochs, image_size=config.image_size,
+                  batch_size=config.batch_size, weights=weights, seed=config.seed, patience=config.patience,
+                  verbose=1 if progress else 0, progress=progress)
+    test_faces = faces[faces["split"] == "test"].reset_index(drop=True)
+    probs = predict_bags(test_faces, store, bags_dir, progress=progress)
+    bagged = bagged_video_predictions(test_faces, probs, keep=("label", "split", "method", "video_id"))
+    return test_faces, probs, bagged
+
+
+def triplet_rows(x, faces: pd.DataFrame, models_dir: Path, config: BaggingExperiment) -> tuple:
+    """The triplet head (trained on the train split, early stopping on the validation hold-out), SGD and RF
+    on its embeddings; returns the test faces' table with a score column per model, and the head's
+    training record."""
+    labels = faces["label"].to_numpy()
+    train, val = (faces["split"] == "train").to_numpy(), (faces["split"] == "val").to_numpy()
+    spaces, training = triplet_spaces(x, labels, train, val, models_dir, config.head(), seed=config.seed)
+    test = (faces["split"] == "test").to_numpy()
+    frame_table = faces.loc[test, ["store_key", "video_id", "label", "split", "method", "frame"]].reset_index(drop=True)
+    scores, _ = classifier_scores(spaces, labels, train, config.seed, rows=test)  # test rows only
+    for key, value in scores.items():
+        frame_table[key] = value
+    return frame_table, training
+
+
+def write_figure_inputs(run_dir: Path, store, test_faces: pd.DataFrame, frame_table: pd.DataFrame,
+                        config: BaggingExperiment, weights: str) -> None:
+    """``gradcam.npz`` (Fig. 4: the faces the bags are surest of, per class, and bag 0's Grad-CAM of the
+    class the bags predict for each) and
+    ``tsne.csv`` (Fig. 5: test faces before and after training, bag 0)."""
+    from ..data.inputs import face_dataset
+    from ..explain.gradcam import gradcam_faces
+    from ..explain.tsne import subsample, tsne_panels
+    from ..models import xception as xc
+    from ..training.fit import WEIGHTS_FILE, load_weights
+
+    model = load_weights(xc.build_xception(config.image_size, weights=None), run_dir / "bags" / "bag_0" / WEIGHTS_FILE)
     pick = []
     for label in (0, 1):  # per class, the faces the bags are surest of, one per video
         rows = frame_table[frame_table["label"] == label].sort_values("frames_only", ascending=not label)
         pick += list(rows.drop_duplicates("store_key").index[:GRADCAM_FACES])
-    crops = np.stack([fs.load_crop(c) for c in test_faces.loc[pick, "crop"]])
-    heats, overlays = gradcam_faces(model, crops)
+    crops = np.stack([store.load_crop(c) for c in test_faces.loc[pick, "crop"]])
+    scores = frame_table.loc[pick, "frames_only"].to_numpy()
+    targets = np.where(scores >= BaggingConfig.threshold, "fake", "real")  # the bags' prediction (the authors')
+    heats, overlays = gradcam_faces(model, crops, target=targets)
     np.savez_compressed(run_dir / "gradcam.npz", faces=crops, heats=heats, overlays=overlays,
-                        labels=frame_table.loc[pick, "label"].to_numpy(),
-                        scores=frame_table.loc[pick, "frames_only"].to_numpy())
-    sel = subsample(len(test_faces), TSNE_POINTS, test_faces["label"], args.seed)
-    images = xc.face_dataset(test_faces.iloc[sel], store, s["image_size"], s["batch_size"], labels=False)
-    before = xc.feature_model(xc.build_xception(s["image_size"], weights["used"]), "avg_pool").predict(images, verbose=0)
+                        labels=frame_table.loc[pick, "label"].to_numpy(), scores=scores, targets=targets)
+    sel = subsample(len(test_faces), TSNE_POINTS, test_faces["label"], config.seed)
+    images = face_dataset(test_faces.iloc[sel], store.root, config.image_size, config.batch_size, labels=False)
+    before = xc.feature_model(xc.build_xception(config.image_size, weights), "avg_pool").predict(images, verbose=0)
     after = xc.feature_model(model).predict(images, verbose=0)
     tsne_panels({"before training (Xception features)": before, "after training (fc1, bag 0)": after},
-                test_faces["label"].to_numpy()[sel], args.seed).to_csv(run_dir / "tsne.csv", index=False)
-
-    metrics["seconds"] = round(time.time() - started, 1)
-    save_json(run_dir / "metrics.json", metrics)
-    report(run_dir)
-    from ..bundle import new_bundle_dir, save_bundle  # the run's bags, for `deepfake-keras predict`
-    from ..training import THRESHOLD
-
-    bundle = save_bundle(new_bundle_dir(run_dir), "xception", extract_config=extract_config, threshold=THRESHOLD,
-                         bag_weights=[bags_dir / f"bag_{i}" / WEIGHTS_FILE for i in range(args.bags)],
-                         image_size=s["image_size"], config=config,
-                         source={"experiment": EXPERIMENT, "model": "mean_prob", "demo": demo,
-                                 "description": f"Xception, {args.bags} bags (majority vote, mean probability)",
-                                 "test": metrics["test"]["mean_prob"]})
-    log(f"model bundle ({args.bags} Xception bags): {bundle}")
-    log(f"{'DEMO ' if demo else ''}test videos: frames only (7 bags) AUC {frames_only['auc']:.3f}, vote accuracy "
-        f"{frames_only['vote_accuracy']:.3f}; triplets + SGD AUC {metrics['test']['triplet_sgd']['video']['auc']:.3f} "
-        f"({metrics['seconds']:.0f} s); results in {run_dir}")
-    return run_dir
+                test_faces["label"].to_numpy()[sel], config.seed).to_csv(run_dir / "tsne.csv", index=False)
 
 
-def main(argv=None) -> int:
-    import sys
+def save_run_bundle(run_dir: Path, config: BaggingExperiment, extract_config, record: dict, test: dict,
+                    demo: bool) -> Path:
+    """The run's bags as a bundle for ``deepfake-keras predict`` (``<run_dir>/bundle``)."""
+    from ..inference.base import new_bundle_dir
+    from ..inference.xception import XceptionBundle
+    from ..training.fit import WEIGHTS_FILE
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = sys.argv if argv is None else ["celebdf_xception_bagging.py", *argv]
-    run(args)
-    return 0
+    return XceptionBundle.save(
+        new_bundle_dir(run_dir), extract_config=extract_config, threshold=BaggingConfig.threshold,
+        bag_weights=[run_dir / "bags" / f"bag_{i}" / WEIGHTS_FILE for i in range(config.bags)],
+        image_size=config.image_size, config=record,
+        source={"experiment": EXPERIMENT, "model": "mean_prob", "demo": demo, "test": test,
+                "description": f"Xception, {config.bags} bags (majority vote, mean probability)"})

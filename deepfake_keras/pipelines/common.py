@@ -1,26 +1,72 @@
-"""Steps the experiment pipelines share: faces of a manifest, FaceNet choice, the triplet models."""
+"""Steps the experiment pipelines share: where the data and the results are, faces of a manifest,
+the FaceNet and Xception weights to use, the triplet heads, classifiers, video scores and test
+metrics.
+
+A run directory holds ``config.json`` (settings, data, weights used, library versions),
+``metrics.json``, ``predictions.csv`` (one row per video), tables and figures. Nothing in an
+existing run directory is overwritten: a run refuses a non-empty ``out`` unless it is the same
+experiment being resumed.
+"""
 from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..runs import log
+from ..config import cache_dir
+from ..io import log
 
 
-def add_ffpp_arguments(p, experiment: str, methods_help: str = "") -> None:
-    """The FF++ data options every FF++ experiment takes."""
-    from ..data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+def resolve_data_root(data_root, kind: str, seed: int = 0) -> tuple:
+    """``(root, is_demo)``: the user's dataset, or the built-in demo dataset (built on first use)
+    when ``data_root`` is None, saying so."""
+    if data_root:
+        root = Path(data_root).expanduser().resolve()
+        if not root.is_dir():
+            raise ValueError(f"the dataset root {root} is not a folder")
+        return root, False
+    from ..demo import demo_root
 
-    p.add_argument("--data-root", help="FaceForensics++ root (default: the built-in DEMO dataset)")
-    p.add_argument("--splits", help="folder with the official train/val/test.json (default: beside the dataset)")
-    p.add_argument("--compression", default="c40", choices=FFPP_COMPRESSIONS, help="default c40, the paper's")
-    p.add_argument("--methods", nargs="+", default=["NeuralTextures"], choices=FFPP_METHODS,
-                   help=f"manipulations against pristine (default NeuralTextures{methods_help})")
-    p.add_argument("--out", help=f"results folder (default results/{experiment}/<timestamp>)")
+    log(f"no --data-root given: using the built-in DEMO dataset ({kind} format, 5 real people; it shows the "
+        f"pipeline working, not the paper's numbers)")
+    root = demo_root(kind, seed=seed)
+    log(f"DEMO dataset: {root}")
+    return root, True
+
+
+def default_store(root: Path, extract_config) -> Path:
+    """The face store for a dataset root and extraction settings: a cache folder keyed by both,
+    so that every experiment on the same data reuses the same crops."""
+    key = json.dumps({"root": str(root), **extract_config.to_dict()}, sort_keys=True)
+    return cache_dir() / "faces" / f"{root.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def make_run_dir(out, experiment: str) -> Path:
+    """``out`` or ``results/<experiment>/<timestamp>/``; refuses a folder holding another run."""
+    path = Path(out) if out else Path("results") / experiment / time.strftime("%Y%m%d-%H%M%S")
+    path = path.resolve()
+    config = path / "config.json"
+    if config.is_file():
+        have = json.loads(config.read_text()).get("experiment")
+        if have != experiment:
+            raise ValueError(f"{path} holds a {have!r} run; choose another --out")
+    elif path.exists() and any(path.iterdir()):
+        raise ValueError(f"{path} is not empty and holds no run; choose another --out (nothing is overwritten)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def extract_faces(manifest: pd.DataFrame, root, store, extract_config, workers: int, progress: bool):
-    """Fill the face store for ``manifest``; returns (the store's faces of these videos, summary)."""
+    """Fill the face store for ``manifest``; returns (the store's faces of these videos, summary).
+
+    Every manifest column of the faces (label, split, method...) comes from ``manifest``, joined on the
+    store key, never from the store's record: a store filled by an earlier run with other splits keeps
+    its crops, and this run's split is the one used."""
+    from ..data.datasets import MANIFEST_COLUMNS
     from ..data.extract import extract
     from ..data.store import FaceStore
 
@@ -29,7 +75,12 @@ def extract_faces(manifest: pd.DataFrame, root, store, extract_config, workers: 
     summary = extract(manifest, store, extract_config, workers=workers, dataset_roots=[root], progress=progress)
     log(str(summary))
     faces = FaceStore.open(store).faces()
-    return faces[faces["store_key"].isin(set(manifest["store_key"]))].reset_index(drop=True), summary
+    faces = faces[faces["store_key"].isin(set(manifest["store_key"]))].reset_index(drop=True)
+    current = manifest.set_index("store_key")
+    for column in MANIFEST_COLUMNS:
+        if column != "store_key":
+            faces[column] = faces["store_key"].map(current[column]).to_numpy()
+    return faces, summary
 
 
 def _choose_with_fallback(requested: str, fallback, resolve, stops: tuple, subject: str, action: str) -> dict:
@@ -72,43 +123,44 @@ def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool) -> 
     """FaceNet embeddings (cached in the store) of the rows of ``faces``, in its order."""
     from ..embeddings import embed_store
 
-    table, x = embed_store(store, facenet, progress=progress)
-    index = pd.Series(np.arange(len(table)), index=table["crop"])
-    x = x[index.loc[faces["crop"]].to_numpy()]
+    _, x = embed_store(store, facenet, progress=progress, faces=faces)
     log(f"{len(faces)} faces embedded with {facenet} ({x.shape[1]}-d)")
     return x
 
 
-def triplet_spaces(x, labels, train, val, models_dir, minings=("semi-hard",), *, margin: float, dropout: float,
-                   epochs: int, batch_size: int, patience: int, seed: int) -> tuple:
-    """Train one triplet head per mining on ``x[train]`` (early stopping on ``x[val]``); returns
-    ``({"triplet" | "random": embeddings of every row}, {same keys: training record})``."""
-    from ..models.triplet import embed, train_triplet_head
+def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard",), seed: int = 0) -> tuple:
+    """Train one triplet head per mining on ``x[train]`` (early stopping on ``x[val]``) with the settings
+    of ``head`` (a :class:`~deepfake_keras.config.HeadConfig`), each saved in ``models_dir/<key>``;
+    returns ``({"triplet" | "random": embeddings of every row}, {same keys: training record})``."""
+    from ..models.triplet import embed
+    from ..training.triplet import train_triplet_head
 
     spaces, training = {}, {}
     for mining in minings:
         key = "triplet" if mining == "semi-hard" else "random"
         log(f"training the triplet head ({mining} triplets)")
-        head, record = train_triplet_head(x[train], labels[train], x[val], labels[val], mining=mining,
-                                          margin=margin, dropout=dropout, epochs=epochs,
-                                          batch_size=batch_size, patience=patience, seed=seed,
-                                          out_dir=models_dir / key)
-        spaces[key] = embed(head, x)
+        model, record = train_triplet_head(x[train], labels[train], x[val], labels[val], mining=mining,
+                                           margin=head.margin, dropout=head.dropout, epochs=head.epochs,
+                                           batch_size=head.batch_size, patience=head.patience, seed=seed,
+                                           out_dir=models_dir / key)
+        spaces[key] = embed(model, x)
         training[key] = {k: record[k] for k in ("best_epoch", "best_val_loss", "initial_val_loss", "epochs_run")}
     return spaces, training
 
 
-def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"), rows=None) -> dict:
-    """``{f"{space}_{kind}": P(fake) of every row}`` from classifiers fitted on the train rows; only of
-    the ``rows`` (a mask or index) if given."""
-    from ..models.classifiers import fit_classifier, frame_scores
+def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"), rows=None) -> tuple:
+    """Classifiers fitted on the train rows of each space: ``({f"{space}_{kind}": P(fake) of every row},
+    {same keys: the fitted classifier})``; scores only of the ``rows`` (a mask or index) if given."""
+    from ..training.classifiers import fit_classifier, frame_scores
 
-    scores = {}
+    scores, fitted = {}, {}
     for space, z in spaces.items():
         scored = z if rows is None else z[rows]
         for kind in kinds:
-            scores[f"{space}_{kind}"] = frame_scores(fit_classifier(kind, z[train], labels[train], seed=seed), scored)
-    return scores
+            key = f"{space}_{kind}"
+            fitted[key] = fit_classifier(kind, z[train], labels[train], seed=seed)
+            scores[key] = frame_scores(fitted[key], scored)
+    return scores, fitted
 
 
 def video_predictions(frame_table: pd.DataFrame, keys) -> pd.DataFrame:

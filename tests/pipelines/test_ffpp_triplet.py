@@ -1,0 +1,103 @@
+"""The triplet experiment end to end on the real FF++ clips (too few videos for a meaningful number:
+this proves the pipeline and its bookkeeping, not the paper's result)."""
+import json
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from deepfake_keras import cli, reporting
+from deepfake_keras.pipelines import common, ffpp_triplet
+from deepfake_keras.weights import WeightsError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_dir(ffpp_mini, ffpp_splits, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ffpp_triplet")
+    assert cli.main(["ffpp-triplet", "--data-root", str(ffpp_mini), "--splits", str(ffpp_splits), "--compression",
+                     "c23", "--methods", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "--frames", "4",
+                     "--facenet", "facenet-msceleb-128", "--epochs", "3", "--out", str(tmp / "run"),
+                     "--store", str(tmp / "store"), "--quiet"]) == 0
+    return tmp / "run"
+
+
+def test_predictions_and_metrics_agree(run_dir):
+    predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"video_id": str})
+    assert len(predictions) == 7 and predictions["store_key"].is_unique
+    assert set(predictions["n_frames"]) == {4}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    test = predictions[predictions["split"] == "test"]
+    assert sorted(test["video_id"]) == ["634", "634_660"]
+    for key in ffpp_triplet.MODELS:
+        assert metrics["test"][key]["video"]["n"] == 2
+        assert metrics["test"][key]["video"]["auc"] == pytest.approx(roc_auc_score(test["label"], test[key]))
+        assert metrics["test"][key]["frame"]["n"] == 8
+    # video score = mean of its frame scores
+    frames = pd.read_csv(run_dir / "frame_predictions.csv")
+    mean = frames.groupby("store_key")["triplet_sgd"].mean()
+    assert predictions.set_index("store_key")["triplet_sgd"].to_dict() == pytest.approx(mean.to_dict())
+
+
+def test_config_records_data_weights_and_versions(run_dir, ffpp_mini):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["demo"] is False and config["data_root"] == str(ffpp_mini.resolve())
+    assert config["facenet"] == {"requested": "facenet-msceleb-128", "used": "facenet-msceleb-128", "fallback_reason": ""}
+    assert config["extract"]["frames_per_video"] == 4
+    assert config["versions"]["tensorflow-addons"] == "0.23.0"
+
+
+def test_tables_and_figures_redraw_from_saved_results(run_dir):
+    before = {p: (run_dir / p).read_text() for p in ("table_2.md", "table_3.md", "table_4.md")}
+    assert "| Triplets + SGD | reported by the paper | 90.55 | 82.74 | 86.47 | 92.90 | 10.07 |" in before["table_3.md"]
+    assert "DEMO" not in before["table_2.md"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    acc = 100 * metrics["test"]["triplet_sgd"]["video"]["accuracy"]
+    assert f"| Triplets (Semi-hard) | 86.74 | {acc:.2f} | paper row |" in before["table_2.md"]
+    for p in before:
+        (run_dir / p).unlink()
+    written = reporting.report(run_dir)
+    assert {p.name for p in written} >= {"table_2.md", "table_3.md", "table_4.md", "fig_6_tsne.png", "fig_7_roc.png"}
+    assert {p: (run_dir / p).read_text() for p in before} == before
+    tsne = pd.read_csv(run_dir / "tsne.csv")
+    assert tsne.groupby("panel").size().tolist() == [8, 8, 8]
+
+
+def test_facenet_fallback_is_loud_and_recorded(monkeypatch, capsys):
+    def offline(name, download=True):
+        raise WeightsError(f"could not fetch {name}")
+
+    monkeypatch.setattr("deepfake_keras.weights.weights_path", offline)
+    record = common.choose_facenet("facenet-vggface2-512", "facenet-msceleb-128")
+    assert record["used"] == "facenet-msceleb-128" and "could not fetch" in record["fallback_reason"]
+    assert "WARNING" in capsys.readouterr().err
+    with pytest.raises(WeightsError):
+        common.choose_facenet("facenet-vggface2-512", "none")
+
+
+def test_run_refuses_a_folder_that_holds_something_else(tmp_path, ffpp_mini, capsys):
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert cli.main(["ffpp-triplet", "--data-root", str(ffpp_mini), "--out", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_run_saves_a_bundle_of_its_best_model(run_dir):
+    """``bundle/`` holds triplets + SGD; loaded, it gives the run's frame scores from the store's
+    cached embeddings (the same head, the same classifier)."""
+    import numpy as np
+
+    from deepfake_keras.inference.bundle import load_bundle
+    from deepfake_keras.embeddings import embed_store
+
+    bundle = load_bundle(run_dir / "bundle")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (bundle.kind, bundle.meta["source"]["model"], bundle.facenet_spec.name) == (
+        "triplet", "triplet_sgd", "facenet-msceleb-128")
+    assert bundle.extract_config.to_dict() == config["extract"] and bundle.meta["config"] == config
+    table, x = embed_store(config["store"], "facenet-msceleb-128", progress=False)  # cached: no FaceNet loaded
+    frames = pd.read_csv(run_dir / "frame_predictions.csv", dtype={"video_id": str})
+    index = {(k, f): i for i, (k, f) in enumerate(zip(table["store_key"], table["frame"]))}
+    rows = [index[k, f] for k, f in zip(frames["store_key"], frames["frame"])]
+    np.testing.assert_allclose(bundle.score_embeddings(x[rows]), frames["triplet_sgd"], rtol=0, atol=1e-6)
