@@ -210,7 +210,13 @@ def _option(p, cls, flag: str, name: str, help_text: str, **kwargs) -> None:
 def _add_run_options(p, experiment: str) -> None:
     p.add_argument("--out", help=f"results folder (default results/{experiment}/<timestamp>)")
     p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and settings)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the run (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the run: splits, initial weights, shuffles, classifiers (default 0)")
+    p.add_argument("--demo-seed", dest="demo_seed", type=int, default=None,
+                   help="seed of the DEMO dataset's build, apart from the run's (default 0; DEMO data only)")
+    p.add_argument("--no-face-score", dest="no_face_score", type=float, default=None,
+                   help="score test videos in which no face was found with this P(fake) (e.g. 0.5) instead of "
+                        "leaving them out of the metrics (the tables say how many there were)")
     p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -232,6 +238,26 @@ def _add_facenet(p, cls) -> None:
             "weights to use, loudly and recorded in config.json, when --facenet cannot be fetched ('none' stops)")
 
 
+def _add_triplet_head(p, cls, prefix: str = "") -> None:
+    """The triplet head's options (the authors' settings by default, see config.HeadConfig); ``prefix``
+    ("triplet-") where the experiment's plain --epochs train something else."""
+    _option(p, cls, f"--{prefix}epochs", "triplet_epochs", "epochs of the triplet heads (the best one is kept)",
+            type=int)
+    _option(p, cls, f"--{prefix}batch-size", "triplet_batch_size",
+            "batch size of the triplet heads, split evenly between real and fake", type=int)
+    _option(p, cls, f"--{prefix}patience", "triplet_patience",
+            "stop a triplet head after this many epochs without a lower validation loss", type=int)
+    _option(p, cls, "--margin", "margin", "triplet loss margin", type=float)
+    _option(p, cls, "--dropout", "dropout", "dropout after each hidden layer of the heads", type=float)
+    _option(p, cls, "--distance", "distance", "distance of the triplet loss", choices=["squared-L2", "L2"])
+    _option(p, cls, "--lr", "learning_rate", "Adam learning rate of the heads", type=float)
+    p.add_argument("--head-normalize", dest="head_normalize", action="store_const", const=True, default=None,
+                   help="L2-normalise the heads' output (default: linear, as the authors')")
+    _option(p, cls, "--video-decision", "video_decision",
+            "how a video is called from its frames: majority (the authors') or mean probability",
+            choices=["majority", "mean"])
+
+
 def _add_xception_start(p, cls) -> None:
     _option(p, cls, "--weights", "weights", "Xception start: imagenet (the paper's), none, or a path")
     _option(p, cls, "--fallback-weights", "fallback_weights",
@@ -243,13 +269,11 @@ def _add_ffpp_triplet(p: argparse.ArgumentParser) -> None:
     _add_ffpp_data(p, ", the paper's Tables III-IV")
     _add_run_options(p, "ffpp_triplet")
     _option(p, cls, "--frames", "frames_per_video", "frames per video", type=int)
+    p.add_argument("--folds", type=int, default=None,
+                   help="K-fold cross-validation by pair (a pair, its originals and every fake made from them "
+                        "stay in one fold) instead of the official split; metrics per fold and mean ± sd")
     _add_facenet(p, cls)
-    _option(p, cls, "--epochs", "epochs", "epochs of the triplet heads, at most", type=int)
-    _option(p, cls, "--batch-size", "batch_size", "batch size of the triplet heads", type=int)
-    _option(p, cls, "--patience", "patience", "early stopping patience", type=int)
-    _option(p, cls, "--margin", "margin", "triplet loss margin", type=float)
-    _option(p, cls, "--dropout", "dropout", "dropout after each hidden layer of the heads (the paper gives none)",
-            type=float)
+    _add_triplet_head(p, cls)
 
 
 def _add_celebdf_bagging(p: argparse.ArgumentParser) -> None:
@@ -263,11 +287,11 @@ def _add_celebdf_bagging(p: argparse.ArgumentParser) -> None:
     _option(p, cls, "--batch-size", "batch_size", "batch size of the bags", type=int)
     _option(p, cls, "--bags", "bags", "bags (the paper's 7)", type=int)
     _add_xception_start(p, cls)
-    _option(p, cls, "--patience", "patience", "early stopping patience of the bags and the triplet head", type=int)
+    _option(p, cls, "--patience", "patience", "early stopping patience of the bags", type=int)
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                   help="train the bags without the authors' augmentation (default: with it on real data)")
     _add_facenet(p, cls)
-    _option(p, cls, "--triplet-epochs", "triplet_epochs", "epochs of the triplet head", type=int)
-    _option(p, cls, "--margin", "margin", "triplet loss margin", type=float)
-    _option(p, cls, "--dropout", "dropout", "dropout of the triplet head", type=float)
+    _add_triplet_head(p, cls, prefix="triplet-")
 
 
 def _add_ffpp_baselines(p: argparse.ArgumentParser) -> None:
@@ -296,6 +320,9 @@ def _add_ffpp_baselines(p: argparse.ArgumentParser) -> None:
                         "LSTM/GRU) or drop (no prediction) (default pad)")
     _add_xception_start(p, cls)
     _option(p, cls, "--patience", "patience", "early stopping patience of every model", type=int)
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                   help="train the frames-only Xception without the authors' augmentation (default: with it on "
+                        "real data)")
     p.add_argument("--triplet-run", dest="triplet_run", default=None,
                    help="a finished ffpp_triplet run to take the triplet row from; 'none' leaves the row empty "
                         "(default: run the triplet experiment into <out>/triplet)")

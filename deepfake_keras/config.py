@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import ClassVar
 
 
 def cache_dir() -> Path:
@@ -99,19 +100,32 @@ class ExtractConfig(_Settings):
             raise ValueError(f"min_face must be a fraction of the frame side in [0, 1), got {self.min_face}")
 
 
+AUTHORS_TRIPLET_CODE = "AKASH2907/deepfakes_video_classification, train_triplets_semi_hard.py (09.py)"
+
+
 @dataclass(frozen=True)
 class HeadConfig(_Settings):
-    """The triplet head (paper III.E-F) and its training; see :mod:`deepfake_keras.models.triplet`."""
+    """The triplet head (paper III.E-F) and its training, as the authors' code has them (the paper gives none
+    of these; see :mod:`deepfake_keras.models.triplet`). In ``train_triplets_semi_hard.py`` (09.py) of
+    AKASH2907/deepfakes_video_classification: ``create_base_network`` (512 -> Dense 256 -> Dropout 0.1 ->
+    Dense 256 -> Dropout 0.1 -> Dense 128 -> Dropout 0.1 -> Dense 64, the hidden layers ReLU with
+    ``kernel_initializer='he_uniform'``, the 64-d output linear); ``triplet_loss_adapted_from_tf`` (``margin =
+    1.``, ``pairwise_distance(embeddings, squared=True)``); ``optimizer = Adam(lr=3e-4)``; ``batch_size = 32``;
+    ``--epochs`` default 10, 20 in their README."""
 
-    units: tuple = (256, 256, 128)  # hidden Dense layers (ReLU), the authors' code
-    embedding_dim: int = 64  # output, the authors' code
-    dropout: float = 0.2  # after each hidden layer; ours (the paper gives none), 0 disables
-    margin: float = 1.0  # the authors' code (TFA's default)
-    distance: str = "L2"  # TFA >= 0.11 default: plain Euclidean; "squared-L2" = Eq. 1 of the paper
-    learning_rate: float = 1e-3  # Adam; ours (the paper gives none)
-    batch_size: int = 128  # split evenly between the classes
-    epochs: int = 50
-    patience: int = 5  # early stopping on the validation loss
+    units: tuple = (256, 256, 128)  # hidden Dense layers (ReLU): create_base_network
+    embedding_dim: int = 64  # the linear output: embedding_size = 64
+    dropout: float = 0.1  # after each hidden layer: Dropout(0.1) in create_base_network
+    margin: float = 1.0  # margin = 1. in triplet_loss_adapted_from_tf
+    distance: str = "squared-L2"  # pairwise_distance(embeddings, squared=True) in triplet_loss_adapted_from_tf
+    learning_rate: float = 3e-4  # Adam(lr=3e-4)
+    batch_size: int = 32  # batch_size = 32; here split evenly between the classes (class-balanced batches)
+    # 20, their README's, not the code's default 10: every epoch is validated and the best one kept, so the
+    # longer run can only lower the kept validation loss, and 20 epochs of this head cost seconds
+    epochs: int = 20
+    patience: int | None = None  # the authors train all epochs (no early stopping); the best epoch is kept
+    normalize: bool = False  # the authors' output is linear, not L2-normalised
+    initializer: str = "he_uniform"  # of the hidden layers: kernel_initializer='he_uniform'
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,9 @@ class XceptionConfig(_Settings):
     patience: int = 5  # ours: early stopping on the validation loss
     weights: str = "imagenet"  # the paper's start: ImageNet
     fallback_weights: str = "none"  # start used, loudly, where ImageNet weights cannot be fetched ("stop": stop)
+    # the authors' ImageDataGenerator (01.train_CNN.py lines 151-160, see deepfake_keras.data.augment); the
+    # paper mentions none. The DEMO runs leave it off (a few epochs on tiny crops)
+    augment: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,10 +158,20 @@ FACENET = "facenet-vggface2-512"  # the paper's 512-d FaceNet
 FALLBACK_FACENET = "facenet-msceleb-128"  # used, loudly, where the paper's cannot be fetched ("none": stop)
 
 
-class _Experiment(_Settings):
-    """What the three experiments share: ``paper()``, ``demo()`` and :func:`for_data`."""
+VIDEO_DECISIONS = ("majority", "mean")
 
-    DEMO: dict = {}
+
+@dataclass(frozen=True)
+class _Experiment(_Settings):
+    """What the three experiments share: the data, the seeds, ``paper()``, ``demo()`` and :func:`for_data`."""
+
+    data_root: str | None = None  # None: the built-in DEMO dataset
+    store: str | None = None  # None: a cache folder keyed by dataset and extraction settings
+    seed: int = 0  # the run's: splits, initial weights, shuffles, classifiers
+    demo_seed: int = 0  # the DEMO dataset's build (its identities, clips), apart from the run's seed
+    no_face_score: float | None = None  # test videos without a face: left out (None), or scored with this
+
+    DEMO: ClassVar[dict] = {}
 
     @classmethod
     def paper(cls, **values):
@@ -156,43 +183,58 @@ class _Experiment(_Settings):
         """The DEMO settings (small, for 2 CPU cores), with ``values`` overriding (None: default)."""
         return cls(**cls.DEMO).override(**values)
 
+    def __post_init__(self):
+        if self.no_face_score is not None and not 0 <= self.no_face_score <= 1:
+            raise ValueError(f"no_face_score must be a probability in [0, 1], got {self.no_face_score}")
+
 
 @dataclass(frozen=True)
-class TripletExperiment(_Experiment):
+class _TripletRows(_Experiment):
+    """The triplet network's settings, in the experiments that train one (FF++ and Celeb-DF)."""
+
+    facenet: str = FACENET
+    fallback_facenet: str = FALLBACK_FACENET
+    triplet_epochs: int = HeadConfig.epochs
+    triplet_batch_size: int = HeadConfig.batch_size
+    triplet_patience: int | None = HeadConfig.patience
+    margin: float = HeadConfig.margin
+    dropout: float = HeadConfig.dropout
+    distance: str = HeadConfig.distance
+    learning_rate: float = HeadConfig.learning_rate
+    head_normalize: bool = HeadConfig.normalize
+    # a video is fake when most of its frames are (ties: the mean probability), its AUC from the mean
+    # probability: the authors' evaluate_triplets.py (10.py lines 300-308); "mean": the mean probability for both
+    video_decision: str = "majority"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.video_decision not in VIDEO_DECISIONS:
+            raise ValueError(f"video_decision must be one of {VIDEO_DECISIONS}, got {self.video_decision!r}")
+
+    def head(self) -> HeadConfig:
+        return replace(HeadConfig(), epochs=self.triplet_epochs, batch_size=self.triplet_batch_size,
+                       patience=self.triplet_patience, margin=self.margin, dropout=self.dropout,
+                       distance=self.distance, learning_rate=self.learning_rate, normalize=self.head_normalize)
+
+
+@dataclass(frozen=True)
+class TripletExperiment(_TripletRows):
     """FF++ (c40, NeuralTextures vs pristine): FaceNet -> triplet head -> RF / SGD (Tables II-IV, Figs 6-7)."""
 
-    data_root: str | None = None  # None: the built-in DEMO dataset
     splits: str | None = None
     compression: str = "c40"  # the paper's
     methods: tuple = ("NeuralTextures",)  # the paper's Tables III-IV
-    store: str | None = None  # None: a cache folder keyed by dataset and extraction settings
     frames_per_video: int = ExtractConfig.frames_per_video  # "utilizing only 25 frames per video"
-    facenet: str = FACENET
-    fallback_facenet: str = FALLBACK_FACENET
-    epochs: int = HeadConfig.epochs
-    batch_size: int = HeadConfig.batch_size
-    patience: int = HeadConfig.patience
-    margin: float = HeadConfig.margin
-    # Ours (the paper gives none). On the DEMO data (NeuralTextures c40, msceleb-128, 8 frames), test video AUC
-    # of triplets + SGD over seeds 0-3: dropout 0.2 gave 0.56, 0.69, 0.73, 0.63; dropout 0.5 gave 0.81, 0.77,
-    # 0.69, 0.70.
-    dropout: float = 0.5
-    seed: int = 0
+    folds: int | None = None  # K-fold cross-validation by pair instead of the official split
 
     # half of each 32-frame DEMO clip: 8 gave test AUC 0.56 at seed 0, 16 gave 0.67
-    DEMO = {"frames_per_video": 16}
-
-    def head(self) -> HeadConfig:
-        return HeadConfig().override(epochs=self.epochs, batch_size=self.batch_size, patience=self.patience,
-                                     margin=self.margin, dropout=self.dropout)
+    DEMO: ClassVar[dict] = {"frames_per_video": 16}
 
 
 @dataclass(frozen=True)
-class BaggingExperiment(_Experiment):
+class BaggingExperiment(_TripletRows):
     """Celeb-DF v2: 7 Xception bags and the triplet row (Table I, Figs 4, 5, 7)."""
 
-    data_root: str | None = None
-    store: str | None = None
     frames_per_video: int = ExtractConfig.frames_per_video
     fps: float | None = None  # the paper sampled at 5 fps
     image_size: int = XceptionConfig.image_size
@@ -201,25 +243,10 @@ class BaggingExperiment(_Experiment):
     bags: int = BaggingConfig.bags
     weights: str = XceptionConfig.weights
     fallback_weights: str = XceptionConfig.fallback_weights
-    patience: int = XceptionConfig.patience  # of the bags and of the triplet head
-    facenet: str = FACENET
-    fallback_facenet: str = FALLBACK_FACENET
-    triplet_epochs: int = HeadConfig.epochs
-    margin: float = HeadConfig.margin
-    dropout: float = TripletExperiment.dropout
-    triplet_batch_size: int = HeadConfig.batch_size
-    seed: int = 0
+    patience: int = XceptionConfig.patience  # of the bags
+    augment: bool = XceptionConfig.augment
 
-    DEMO = {"frames_per_video": 6, "image_size": 96, "epochs": 2, "batch_size": 16}
-
-    def xception(self) -> XceptionConfig:
-        return XceptionConfig().override(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size,
-                                         patience=self.patience, weights=self.weights,
-                                         fallback_weights=self.fallback_weights)
-
-    def head(self) -> HeadConfig:
-        return HeadConfig().override(epochs=self.triplet_epochs, batch_size=self.triplet_batch_size,
-                                     patience=self.patience, margin=self.margin, dropout=self.dropout)
+    DEMO: ClassVar[dict] = {"frames_per_video": 6, "image_size": 96, "epochs": 2, "batch_size": 16, "augment": False}
 
 
 SEQ_LENS = (16, 25, 32)  # the paper: 16 and 32 (III.C), 25 (IV.B.2)
@@ -235,11 +262,9 @@ class BaselinesExperiment(_Experiment):
     for Celeb-DF); ours where it does not (clip size: C3D's 112 px; batch sizes; recurrent epochs).
     """
 
-    data_root: str | None = None
     splits: str | None = None
     compression: str = "c40"
     methods: tuple = ("NeuralTextures",)
-    store: str | None = None
     frames_per_video: int = 32  # consecutive frames stored per video (the longest sequence)
     fps: float = 5.0  # "like Celeb-DF we extracted frames with a frame rate of five"; 0 = every frame
     image_size: int = XceptionConfig.image_size  # of the frames-only Xception
@@ -257,15 +282,16 @@ class BaselinesExperiment(_Experiment):
     weights: str = XceptionConfig.weights
     fallback_weights: str = XceptionConfig.fallback_weights
     patience: int = XceptionConfig.patience  # of every model
+    augment: bool = XceptionConfig.augment  # of the frames-only Xception
     triplet_run: str | None = None  # a finished ffpp_triplet run for the triplet row; "none": no row
-    seed: int = 0
 
     # 2 CPU cores, under 15 minutes in all (see the README); every frame of the 32-frame clips
-    DEMO = {"frames_per_video": 32, "fps": 0.0, "image_size": 71, "epochs": 2, "batch_size": 16,
-            "xception_frames": 8, "seq_epochs": 30, "clip_frames": 32, "clip_size": 32, "conv_epochs": 4,
-            "conv_batch_size": 4}
+    DEMO: ClassVar[dict] = {"frames_per_video": 32, "fps": 0.0, "image_size": 71, "epochs": 2, "batch_size": 16,
+                            "xception_frames": 8, "seq_epochs": 30, "clip_frames": 32, "clip_size": 32,
+                            "conv_epochs": 4, "conv_batch_size": 4, "augment": False}
 
     def __post_init__(self):
+        super().__post_init__()
         if self.fps < 0:
             raise ValueError(f"--fps must be >= 0 (0 = every frame), got {self.fps}")
         for key in ("frames_per_video", "image_size", "epochs", "batch_size", "seq_epochs", "clip_frames",
@@ -283,10 +309,6 @@ class BaselinesExperiment(_Experiment):
         if self.short not in SHORT_POLICIES:
             raise ValueError(f"short must be one of {SHORT_POLICIES}, got {self.short!r}")
 
-    def xception(self) -> XceptionConfig:
-        return XceptionConfig().override(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size,
-                                         patience=self.patience, weights=self.weights,
-                                         fallback_weights=self.fallback_weights)
 
 
 def for_data(cls, data_root, **values):

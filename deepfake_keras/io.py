@@ -1,5 +1,6 @@
-"""The bottom layer: atomic writes, JSON, file hashes, printable names, the log line and library
-versions. It imports nothing of the package, so every module may import it.
+"""The bottom layer: atomic writes, JSON, file hashes, printable names, CSV text safe to open in a
+spreadsheet, the log line and library versions. It imports nothing of the package, so every module
+may import it.
 """
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -58,6 +60,60 @@ def printable(name) -> str:
     """A file name (str or path) with any bytes that are not UTF-8 (which Python keeps as lone
     surrogates) shown as ``\\xNN``, so that it can be printed and written to CSV and JSON files."""
     return os.fsencode(str(name)).decode("utf-8", "backslashreplace")
+
+
+#: first characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"), and the
+#: quote itself, so that escaping can be undone exactly
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_text(table, **to_csv) -> str:
+    """``table`` (a pandas DataFrame) as CSV text (``index=False`` unless given) that is safe to open
+    in a spreadsheet.
+
+    A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a formula to
+    Excel, LibreOffice and Google Sheets: ``=HYPERLINK(...)``, ``=cmd|' -C calc'!A0``) gets a leading
+    single quote, the OWASP way; so does a text cell that starts with a quote, so that
+    :func:`csv_unescape` gives every value back exactly. Numbers are left alone: cells of a numeric
+    column, and text cells that are a plain decimal number (``-1.5``, ``+3``, ``-2e-05``, which a
+    spreadsheet reads as that number, not as a formula). A carriage return inside a cell would end
+    the row for most readers (pandas quotes only cells holding the line terminator, ``\\n``), so that a
+    name ``a\\r=cmd...`` would put a formula at the start of a new row: when a text cell holds one,
+    every text cell is quoted (``csv.QUOTE_NONNUMERIC``). Lone surrogates (file names that are not
+    UTF-8) are written as ``\\xNN``, so the text always encodes as UTF-8. Column names are written as
+    they are (they are the program's, not the user's).
+    """
+    import csv
+
+    safe, options = table.copy(deep=False), {"index": False}
+    for column in safe.columns:
+        if safe[column].dtype.kind not in "biufcmM":  # text or mixed: numbers and dates are never formulas
+            safe[column] = safe[column].map(_csv_cell)
+            if any(isinstance(v, str) and "\r" in v for v in safe[column]):
+                options["quoting"] = csv.QUOTE_NONNUMERIC
+    text = safe.to_csv(**{**options, **to_csv})
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _csv_cell(value):
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def write_csv(path, table, **to_csv) -> Path:
+    """:func:`csv_text` of ``table`` written atomically (UTF-8) to ``path``."""
+    return write_atomic(path, csv_text(table, **to_csv).encode("utf-8"))
+
+
+def csv_unescape(table):
+    """Undo :func:`csv_text`'s escaping in a DataFrame read back from such a CSV (in place; returned):
+    the one leading single quote of every text cell that has one is removed."""
+    for column in table.columns:
+        if table[column].dtype.kind not in "biufcmM":
+            table[column] = table[column].map(lambda v: v[1:] if isinstance(v, str) and v.startswith("'") else v)
+    return table
 
 
 def log(message: str) -> None:

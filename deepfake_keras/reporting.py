@@ -38,7 +38,10 @@ DEMO_NOTE = " DEMO data: 5 real people in synthetic clips; this shows the pipeli
 
 
 def pct(x):
-    """A fraction as a percentage rounded to 2 decimals (NaN stays NaN)."""
+    """A fraction as a percentage rounded to 2 decimals (NaN stays NaN); a ``(mean, sd)`` pair over the folds
+    of a cross-validation as the text ``"mean ± sd"``."""
+    if isinstance(x, tuple):
+        return f"{100 * x[0]:.2f} ± {100 * x[1]:.2f}"
     return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(100 * float(x), 2)
 
 
@@ -91,25 +94,30 @@ def table_2(measured: dict) -> pd.DataFrame:
 
 
 def table_3(measured: dict) -> pd.DataFrame:
-    """P/R/F1/AUC/EER. ``measured``: row name -> metrics dict (fractions, as from
-    :func:`evaluation.binary_metrics`)."""
+    """P/R/F1/AUC/EER with **pristine as the positive class**, as the paper computed them (its Table III
+    works out exactly so; see :func:`deepfake_keras.evaluation.binary_metrics`). ``measured``: row name
+    -> metrics dict (fractions, as from :func:`evaluation.binary_metrics`)."""
     rows = []
     for name in list(PAPER_TABLE_3) + [m for m in measured if m not in PAPER_TABLE_3]:
         if name in PAPER_TABLE_3:
             rows.append([name, PAPER, *PAPER_TABLE_3[name].values()])
         if name in measured:
             m = measured[name]
-            rows.append([name, MEASURED, pct(m["precision"]), pct(m["recall"]), pct(m["f1"]), pct(m["auc"]),
-                         pct(m["eer"])])
+            rows.append([name, MEASURED, pct(m["precision_real"]), pct(m["recall_real"]), pct(m["f1_real"]),
+                         pct(m["auc"]), pct(m["eer"])])
     return pd.DataFrame(rows, columns=["Model", "Source", "P", "R", "F1", "AUC", "EER"])
 
 
-def table_4(measured: dict) -> pd.DataFrame:
-    """Per-class accuracy, fakes (NeuralTextures) and pristine. ``measured``: row name -> metrics
-    dict with ``acc_fake`` and ``acc_real``."""
-    rows = [(m, nt, pr, PAPER) for m, nt, pr in PAPER_TABLE_4]
-    rows += [(f"{name} [this run]", pct(m["acc_fake"]), pct(m["acc_real"]), MEASURED) for name, m in measured.items()]
-    return pd.DataFrame(rows, columns=["Model", "NeuralTexture (%)", "Pristine (%)", "Source"])
+def table_4(measured: dict, methods=("NeuralTextures",)) -> pd.DataFrame:
+    """Per-class accuracy: the fakes of each method and pristine. ``measured``: row name -> ``{method:
+    accuracy on its fakes, ..., "pristine": accuracy on the reals}``; the paper's rows (NeuralTextures and
+    pristine) fill the NeuralTextures column."""
+    columns = [f"{m} (%)" for m in methods]
+    rows = [(name, *[nt if m == "NeuralTextures" else None for m in methods], pr, PAPER)
+            for name, nt, pr in PAPER_TABLE_4]
+    rows += [(f"{name} [this run]", *[pct(acc.get(m)) for m in methods], pct(acc["pristine"]), MEASURED)
+             for name, acc in measured.items()]
+    return pd.DataFrame(rows, columns=["Model", *columns, "Pristine (%)", "Source"])
 
 
 # ---------------------------------------------------------------- figures
@@ -133,19 +141,26 @@ def save_figure(fig, path) -> Path:
     return path
 
 
-def plot_roc(predictions: pd.DataFrame, curves: dict, path, title: str) -> Path:
+def plot_roc(predictions: pd.DataFrame, curves: dict, path, title: str, per_fold: str | None = None) -> Path:
     """ROC curves from a predictions table: ``curves`` maps a legend name to a score column;
-    ``label`` holds 1 = fake."""
+    ``label`` holds 1 = fake. With ``per_fold`` (a score column) and a ``fold`` column, that model's ROC of
+    every fold is drawn too, thin, beside the pooled curves."""
     from .evaluation import roc_points
     from sklearn.metrics import roc_auc_score
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
+    if per_fold and "fold" in predictions:
+        for fold, rows in predictions.dropna(subset=[per_fold]).groupby("fold"):
+            roc = roc_points(rows["label"], rows[per_fold])
+            ax.plot(roc["fpr"], roc["tpr"], lw=0.7, alpha=0.5, color="grey",
+                    label=f"fold {int(fold) + 1} (AUC {100 * roc_auc_score(rows['label'], rows[per_fold]):.1f})")
     for name, col in curves.items():
         rows = predictions.dropna(subset=[col])
         roc = roc_points(rows["label"], rows[col])
         auc = roc_auc_score(rows["label"], rows[col])
-        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC {100 * auc:.1f})")
+        pooled = " pooled" if per_fold and "fold" in predictions else ""
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name}{pooled} (AUC {100 * auc:.1f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake called fake)",
            title=title, xlim=(0, 1), ylim=(0, 1.01))
@@ -178,34 +193,66 @@ def load_json(path) -> dict:
 
 # ---------------------------------------------------------------- per experiment: saved results -> tables, figures
 
+def measured_by(metrics: dict):
+    """``value(model, metric)``: the test videos' metric of a run, as a fraction, or over the folds of a
+    cross-validation as ``(mean, sd)`` (:func:`pct` prints it ``mean ± sd``)."""
+    cv = metrics.get("cv")
+    if cv:
+        return lambda model, metric: (cv["mean"][model][metric], cv["sd"][model][metric])
+    return lambda model, metric: metrics["test"][model]["video"][metric]
+
+
+def no_face_note(metrics: dict) -> str:
+    counts = metrics.get("counts", {})
+    n = counts.get("test_videos_no_face", 0)
+    if counts.get("no_face_score") is not None:
+        return f" {n} test video(s) had no face and were scored {counts['no_face_score']:g} (--no-face-score)."
+    return f" {n} test video(s) had no face and were left out." if n else " Every test video had a face."
+
+
 def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
     demo = config.get("demo", False)
-    test = metrics["test"]
-    video = {k: v["video"] for k, v in test.items()}
+    value = measured_by(metrics)
     names = metrics["models"]
-    where = (f"FF++ {config['compression']} {'+'.join(config['methods'])} vs pristine, test split, "
-             f"video level, FaceNet {config['facenet']['used']}")
-    note = (f"Measured: {where}. The paper's rows are as it reports them.")
+    cv = metrics.get("cv")
+    how = (f"{cv['k']}-fold CV by pair (each video tested once; mean ± sd over the folds)" if cv
+           else "test split")
+    rule = {"majority": "the majority of its frames (the authors')", "mean": "its mean frame probability"}
+    note = (f"Measured: FF++ {config['compression']} {'+'.join(config['methods'])} vs pristine, {how}, video "
+            f"level (a video is called by {rule[metrics.get('video_decision', 'mean')]}; AUC and EER from the mean "
+            f"probability), FaceNet {config['facenet']['used']}.{no_face_note(metrics)} The paper's rows are as it "
+            f"reports them.")
     if demo:
         note += DEMO_NOTE
     out = []
-    t2 = table_2({"Triplets (Semi-hard)": video["triplet_sgd"]["accuracy"],
-                  "Triplets (random pick)": video["random_sgd"]["accuracy"],
-                  names["facenet_sgd"]: video["facenet_sgd"]["accuracy"], names["dense"]: video["dense"]["accuracy"]})
+    rows = {"Triplets (Semi-hard)": "triplet_rf", names["triplet_sgd"]: "triplet_sgd",
+            "Triplets (random pick) + RF": "random_rf", names["facenet_sgd"]: "facenet_sgd", names["dense"]: "dense"}
+    t2 = table_2({name: value(key, "accuracy") for name, key in rows.items()})
     out.append(write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy", demo),
-                           note + " Triplet rows use SGD; the other paper rows come from ffpp_baselines."))
-    t3 = table_3({"Triplets + RF": video["triplet_rf"], "Triplets + SGD": video["triplet_sgd"],
-                  "Triplets (random pick) + RF": video["random_rf"], "Triplets (random pick) + SGD": video["random_sgd"],
-                  names["facenet_sgd"]: video["facenet_sgd"]})
+                           note + " The paper's triplet row (86.74 = 242 of 279 videos) is Triplets + RF, as here; "
+                                  "SGD beside it. The other paper rows come from ffpp_baselines."))
+    table_3_rows = {"Triplets + RF": "triplet_rf", "Triplets + SGD": "triplet_sgd",
+                    "Triplets (random pick) + RF": "random_rf", "Triplets (random pick) + SGD": "random_sgd",
+                    names["facenet_sgd"]: "facenet_sgd"}
+    t3 = table_3({name: {m: value(key, m) for m in ("precision_real", "recall_real", "f1_real", "auc", "eer")}
+                  for name, key in table_3_rows.items()})
     out.append(write_table(t3, run_dir, "table_3", title_of("Table III: semi-hard triplets, P/R/F1/AUC/EER (%)", demo),
-                           note))
-    t4 = table_4({"Triplets + SGD": video["triplet_sgd"], "Triplets + RF": video["triplet_rf"]})
-    out.append(write_table(t4, run_dir, "table_4", title_of("Table IV: per-class accuracy (%)", demo), note))
+                           note + " P, R and F1 take pristine as the positive class, as the paper's do (its numbers "
+                                  "work out exactly so); metrics.json also holds them with fake as the positive "
+                                  "class (precision_fake, recall_fake, f1_fake)."))
+    methods = list(config["methods"])
+    per_method = metrics.get("per_method", {})
+    t4 = table_4({name: {**per_method.get(key, {}), "pristine": value(key, "acc_real")}
+                  for name, key in (("Triplets + RF", "triplet_rf"), ("Triplets + SGD", "triplet_sgd"))}, methods)
+    out.append(write_table(t4, run_dir, "table_4", title_of("Table IV: per-class accuracy (%)", demo),
+                           note + " Per-method columns: accuracy on that method's fake videos"
+                           + (" (pooled over the folds)" if cv else "") + "."))
     predictions = pd.read_csv(run_dir / "predictions.csv")
     test_videos = predictions[predictions["split"] == "test"]
-    curves = {names[k]: k for k in ("triplet_sgd", "triplet_rf", "facenet_sgd", "dense")}
+    curves = {names[k]: k for k in ("triplet_rf", "triplet_sgd", "facenet_sgd", "dense")}
     out.append(plot_roc(test_videos, curves, run_dir / "fig_7_roc.png",
-                        title_of("Fig. 7: ROC, triplets vs no triplets (video level)", demo)))
+                        title_of("Fig. 7: ROC, triplets vs no triplets (video level)", demo),
+                        per_fold="triplet_rf" if cv else None))
     out.append(plot_tsne(pd.read_csv(run_dir / "tsne.csv"), run_dir / "fig_6_tsne.png",
                          title_of("Fig. 6: t-SNE of FF++ test faces", demo)))
     return out
@@ -234,8 +281,8 @@ def _report_celebdf(run_dir: Path, config: dict, metrics: dict) -> list:
     test = metrics["test"]
     note = (f"Measured: Celeb-DF test videos, {config['bags']} Xception bags ({config['image_size']} px, "
             f"{config['epochs']} epochs, start {config['xception_weights']['used']}), mean probability of the bags; "
-            f"triplets: FaceNet {config['facenet']['used']} + semi-hard triplet head + SGD, video = mean of frames. "
-            f"The other rows are as the paper reports them.")
+            f"triplets: FaceNet {config['facenet']['used']} + semi-hard triplet head + SGD, video score = mean of "
+            f"its frames.{no_face_note(metrics)} The other rows are as the paper reports them.")
     if demo:
         note += DEMO_NOTE
     out = [write_table(table_1({"Ours (Frames only)": test["mean_prob"]["video"]["auc"],
@@ -291,8 +338,8 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
             f"the best validation accuracy of the variants listed. Conv3D and ConvLSTM: clips of "
             f"{config['clip_frames']} consecutive faces at {config['clip_size']} px, from scratch (Nadam "
             f"{config.get('conv_learning_rate', 'n/a')}). Short videos: "
-            f"{config['short']} ({padded} padded, {dropped} dropped sequences over all models). {triplet_note} "
-            f"The paper's numbers are as it reports them.")
+            f"{config['short']} ({padded} padded, {dropped} dropped sequences over all models). {triplet_note}"
+            f"{no_face_note(metrics)} The paper's numbers are as it reports them.")
     if demo:
         note += DEMO_NOTE
     out = [write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy, baselines", demo), note)]

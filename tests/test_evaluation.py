@@ -47,7 +47,8 @@ def test_binary_metrics_hand_worked():
     y = [0, 0, 0, 0, 1, 1, 1, 1]
     s = [0.1, 0.2, 0.6, 0.3, 0.7, 0.8, 0.4, 0.9]
     m = binary_metrics(y, s)
-    for key in ("accuracy", "precision", "recall", "f1", "acc_real", "acc_fake"):
+    for key in ("accuracy", "precision_fake", "recall_fake", "f1_fake", "precision_real", "recall_real", "f1_real",
+                "acc_real", "acc_fake"):
         assert m[key] == pytest.approx(0.75), key
     assert m["auc"] == pytest.approx(15 / 16)
     assert m["eer"] == pytest.approx(0.25)
@@ -57,9 +58,10 @@ def test_binary_metrics_hand_worked():
 
 def test_threshold_is_inclusive_and_precision_zero_when_nothing_called_fake():
     m = binary_metrics([0, 1], [0.2, 0.5])  # 0.5 >= 0.5 -> fake
-    assert (m["accuracy"], m["precision"], m["recall"]) == (1.0, 1.0, 1.0)
+    assert (m["accuracy"], m["precision_fake"], m["recall_fake"]) == (1.0, 1.0, 1.0)
     m = binary_metrics([0, 1], [0.2, 0.4], threshold=0.9)  # nothing called fake
-    assert (m["precision"], m["recall"], m["f1"], m["acc_real"], m["acc_fake"]) == (0.0, 0.0, 0.0, 1.0, 0.0)
+    assert (m["precision_fake"], m["recall_fake"], m["f1_fake"], m["acc_real"], m["acc_fake"]) == (0.0, 0.0, 0.0, 1.0, 0.0)
+    assert (m["precision_real"], m["recall_real"]) == (0.5, 1.0)  # everything called real: 1 of 2 right
     assert m["auc"] == 1.0
 
 
@@ -116,9 +118,12 @@ def test_binary_metrics_agree_with_sklearn_on_random_data():
     s = rng.random(300) * 0.6 + 0.4 * y
     m = binary_metrics(y, s, threshold=0.55)
     pred = (s >= 0.55).astype(int)
-    assert m["precision"] == pytest.approx(precision_score(y, pred))
-    assert m["recall"] == pytest.approx(recall_score(y, pred))
-    assert m["f1"] == pytest.approx(f1_score(y, pred))
+    assert m["precision_fake"] == pytest.approx(precision_score(y, pred))
+    assert m["recall_fake"] == pytest.approx(recall_score(y, pred))
+    assert m["f1_fake"] == pytest.approx(f1_score(y, pred))
+    assert m["precision_real"] == pytest.approx(precision_score(y, pred, pos_label=0))
+    assert m["recall_real"] == pytest.approx(recall_score(y, pred, pos_label=0))
+    assert m["f1_real"] == pytest.approx(f1_score(y, pred, pos_label=0))
     assert m["auc"] == pytest.approx(roc_auc_score(y, s))
     assert m["acc_real"] == pytest.approx(np.mean(pred[y == 0] == 0))
     assert m["accuracy"] == pytest.approx(np.mean(pred == y))
@@ -195,9 +200,50 @@ def test_evaluate_table_frame_and_video_levels(frames):
     out = evaluate_table(frames, "p_fake")
     # frames: fakes 0.2 0.4 0.9 0.6 0.5 0.7 0.1, reals 0.1 0.3; called fake at >= 0.5: 0.9 0.6 0.5 0.7
     assert out["frame"]["n"] == 9
-    assert out["frame"]["recall"] == pytest.approx(4 / 7)
+    assert out["frame"]["recall_fake"] == pytest.approx(4 / 7)
     assert out["frame"]["acc_real"] == 1.0
     # videos: a 0.5 (fake, called fake), b 0.2 (real), c 0.475 (fake, missed)
     assert out["video"]["n"] == 3
     assert out["video"]["accuracy"] == pytest.approx(2 / 3)
     assert out["video"]["auc"] == 1.0
+
+
+# --------------------------------------------------------------------------- the paper's tables, recomputed
+
+def test_papers_table_3_is_pristine_positive():
+    """Table III's Triplets + RF row from the counts the paper implies (Tables II-IV): 115 of 139 pristine
+    and 127 of 140 NeuralTextures test videos right. With pristine as the positive class our metric code
+    gives the paper's P 89.84, R 82.73, F1 86.14 (and the accuracy 86.74 of Table II, the RF row)."""
+    y = np.r_[np.zeros(139, int), np.ones(140, int)]
+    called_fake = np.r_[np.ones(24, int), np.zeros(115, int), np.ones(127, int), np.zeros(13, int)]
+    m = binary_metrics(y, called_fake.astype(float), decisions=called_fake)
+    assert round(100 * m["precision_real"], 2) == 89.84
+    assert round(100 * m["recall_real"], 2) == 82.73
+    assert round(100 * m["f1_real"], 2) == 86.14
+    assert round(100 * m["accuracy"], 2) == 86.74
+    assert (round(100 * m["acc_fake"], 2), round(100 * m["acc_real"], 2)) == (90.71, 82.73)  # Table IV, "Ours"
+    # with fake as the positive class the same calls give other numbers: not the paper's
+    assert round(100 * m["precision_fake"], 2) != 89.84
+
+
+def test_video_decisions_majority_and_mean():
+    from deepfake_keras.evaluation import video_decisions
+
+    frames = pd.DataFrame({"store_key": ["a"] * 3 + ["b"] * 4 + ["c"] * 2,
+                           "p": [0.9, 0.6, 0.1, 0.9, 0.9, 0.2, 0.2, 0.45, 0.55]})
+    v = video_decisions(frames, "p").set_index("store_key")
+    # a: 2 of 3 fake -> fake (mean 0.533); b: 2 of 4, a tie -> the mean 0.55 decides, fake;
+    # c: 1 of 2, a tie, mean 0.5 -> fake (>= 0.5)
+    assert v["fake_frames"].tolist() == pytest.approx([2 / 3, 0.5, 0.5])
+    assert v["score"].tolist() == pytest.approx([1.6 / 3, 0.55, 0.5])
+    assert v["decision"].tolist() == [1, 1, 1]
+    frames.loc[frames["store_key"] == "a", "p"] = [0.9, 0.2, 0.3]  # 1 of 3 fake, mean 0.467
+    frames.loc[frames["store_key"] == "b", "p"] = [0.99, 0.99, 0.99, 0.4]  # 3 of 4 fake, mean 0.84
+    v = video_decisions(frames, "p").set_index("store_key")
+    assert v.loc["a", "decision"] == 0 and v.loc["b", "decision"] == 1
+    frames.loc[frames["store_key"] == "a", "p"] = [0.9, 0.45, 0.45]  # 1 of 3 fake but mean 0.6: the rules differ
+    assert video_decisions(frames, "p").set_index("store_key").loc["a", "decision"] == 0
+    assert video_decisions(frames, "p", rule="mean").set_index("store_key").loc["a", "decision"] == 1
+    with pytest.raises(ValueError, match="rule"):
+        video_decisions(frames, "p", rule="median")
+

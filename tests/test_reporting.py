@@ -6,7 +6,8 @@ from deepfake_keras import reporting
 
 
 def test_table_3_has_paper_and_measured_rows_in_percent(tmp_path):
-    measured = {"Triplets + SGD": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "auc": 0.9, "eer": 0.125}}
+    measured = {"Triplets + SGD": {"precision_real": 0.5, "recall_real": 0.25, "f1_real": 1 / 3, "auc": 0.9,
+                                   "eer": 0.125, "precision_fake": 0.1, "recall_fake": 0.2, "f1_fake": 0.3}}
     t = reporting.table_3(measured)
     sgd = t[t.Model == "Triplets + SGD"].set_index("Source")
     assert sgd.loc[reporting.PAPER, "AUC"] == 92.9 and sgd.loc[reporting.PAPER, "EER"] == 10.07
@@ -33,8 +34,13 @@ def test_tables_1_and_4_mark_sources():
     t1 = reporting.table_1({"Ours (Frames only)": 0.75})
     assert len(t1) == 14 and t1.iloc[-1].tolist() == ["Ours (Frames only) [this run]", 75.0, reporting.MEASURED]
     assert (t1.Source == reporting.PAPER).sum() == 13
-    t4 = reporting.table_4({"Triplets + SGD": {"acc_fake": 0.9, "acc_real": 0.6}})
+    t4 = reporting.table_4({"Triplets + SGD": {"NeuralTextures": 0.9, "pristine": 0.6}})
     assert t4.iloc[-1].tolist() == ["Triplets + SGD [this run]", 90.0, 60.0, reporting.MEASURED]
+    t4 = reporting.table_4({"Triplets + RF": {"Deepfakes": 0.8, "FaceSwap": (0.5, 0.1), "pristine": 0.7}},
+                           methods=("Deepfakes", "FaceSwap"))
+    assert list(t4.columns) == ["Model", "Deepfakes (%)", "FaceSwap (%)", "Pristine (%)", "Source"]
+    assert t4.iloc[-1].tolist() == ["Triplets + RF [this run]", 80.0, "50.00 ± 10.00", 70.0, reporting.MEASURED]
+    assert t4.iloc[0]["Pristine (%)"] == 56.94 and pd.isna(t4.iloc[0]["Deepfakes (%)"])  # paper rows: NT only
 
 
 def test_tsne_figure_has_one_panel_per_embedding(tmp_path):

@@ -14,6 +14,7 @@ import pandas as pd
 import tensorflow as tf
 
 from ..config import XceptionConfig
+from .augment import augment_dataset
 from .sequences import SequenceIndex
 
 SHUFFLE_BUFFER = 2048  # decoded images held for shuffling when the dataset is cached (else file names)
@@ -70,8 +71,8 @@ def face_dataset(table: pd.DataFrame, store_root, image_size: int = XceptionConf
         shuffle: reshuffle every epoch (seeded by ``seed``); the file names are
             shuffled before decoding, so the whole table is mixed at no memory
             cost. Without shuffling, the order is the table's, always.
-        augment: random horizontal flips (seeded); off by default (the paper
-            mentions no augmentation).
+        augment: the authors' augmentation (rotation, shifts, shear, zoom, horizontal flip,
+            :mod:`deepfake_keras.data.augment`), seeded, drawn anew every epoch; for training.
         cache: ``False``; ``True`` keeps the decoded, resized crops (uint8) in
             memory after the first epoch; a string caches them to that file
             prefix. When cached, shuffling happens after the cache with a buffer
@@ -125,11 +126,11 @@ def face_dataset(table: pd.DataFrame, store_root, image_size: int = XceptionConf
         if shuffle:
             ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=int(seed), reshuffle_each_iteration=True)
 
+    if augment:
+        ds = augment_dataset(ds.map(lambda image, *rest: (tf.cast(image, tf.float32), *rest)), seed)
+
     def finish(image, *rest):
-        image = tf.cast(image, tf.float32)
-        if augment:
-            image = tf.image.random_flip_left_right(image, seed=int(seed))
-        image = tf.keras.applications.xception.preprocess_input(image)
+        image = tf.keras.applications.xception.preprocess_input(tf.cast(image, tf.float32))
         return (image, *rest) if rest else image
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -7,8 +7,8 @@
       faces.csv             one row per crop: the video's manifest columns, frame,
                             crop (path relative to <store>), box x1 y1 x2 y2 (video
                             pixels), confidence, five landmarks, n_faces in the frame
-      failures.csv          one row per video that yielded no face: store_key, path, reason
-      videos.csv            one row per video: manifest columns, status, counts
+      failures.csv          one row per video that yielded no face: store_key, video_id, path, reason
+      videos.csv            one row per video: manifest columns, status, reason, counts
       <store_key>/          e.g. ffpp/c40/NeuralTextures/004_982, celebdf/Celeb-real/id0_0000
         000123.png          the crop of frame 123 (RGB, crop_size x crop_size)
         faces.csv           this video's rows
@@ -19,6 +19,14 @@ under ``<store>/.tmp/`` and renamed into place in one step, and the index CSVs
 are written to a temporary file and renamed, so a run killed at any moment
 leaves no partial file in the store, and a second run skips what is done and
 ends with the same store as an uninterrupted run.
+
+The CSVs are written with :func:`deepfake_keras.io.csv_text`: a text cell that a spreadsheet would
+take for a formula (a video named ``=HYPERLINK(...).mp4`` gives the ``video_id``
+``=HYPERLINK(...)``) is written with a leading single quote, and so is a text cell that starts with
+a quote; read them with :meth:`FaceStore.faces` (or undo it with :func:`deepfake_keras.io.csv_unescape`)
+to get the names back. Store keys start with their dataset's name (``folder/...``), so ``store_key``
+and ``crop`` are never escaped. A store written before the ``group`` column has no ``group`` in its
+``video.json`` files: its index shows an empty group, and nothing else changes.
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExtractConfig
-from ..io import write_atomic
+from ..io import csv_text, csv_unescape, write_atomic
 from .datasets import MANIFEST_COLUMNS
 from .faces import LANDMARKS
 
@@ -111,7 +119,7 @@ class FaceStore:
                 (tmp / f"{frame:06d}.png").write_bytes(png.tobytes())
             table = pd.DataFrame(rows, columns=FACE_COLUMNS)
             table["crop"] = [f"{store_key}/{f:06d}.png" for f in table["frame"]]
-            table.to_csv(tmp / "faces.csv", index=False)
+            (tmp / "faces.csv").write_bytes(csv_text(table).encode("utf-8"))
             (tmp / "video.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             final = self.video_dir(store_key)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -145,9 +153,10 @@ class FaceStore:
         returns (videos, faces) tables."""
         metas, face_tables = [], []
         for path in self.video_jsons():
-            meta = json.loads(path.read_text())
+            # stores written before a manifest column (group) was added lack it: empty there
+            meta = {**dict.fromkeys(MANIFEST_COLUMNS, ""), **json.loads(path.read_text())}
             metas.append(meta)
-            faces = pd.read_csv(path.parent / "faces.csv", dtype={"crop": str})
+            faces = csv_unescape(pd.read_csv(path.parent / "faces.csv", dtype={"crop": str}))
             if len(faces):
                 for col in MANIFEST_COLUMNS:
                     faces.insert(MANIFEST_COLUMNS.index(col), col, meta[col])
@@ -161,18 +170,19 @@ class FaceStore:
             faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
         failures = videos.loc[videos["status"] != "ok", ["store_key", "video_id", "path", "reason"]]
         for name, table in (("videos.csv", videos), ("faces.csv", faces), ("failures.csv", failures)):
-            # a path whose name is not UTF-8 (lone surrogates) is written with \xNN escapes
-            text = table.to_csv(index=False).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            write_atomic(self.root / name, text.encode())
+            # formula-like text cells get a leading quote; names that are not UTF-8 are written as \xNN
+            write_atomic(self.root / name, csv_text(table).encode("utf-8"))
         return videos, faces
 
     def faces(self) -> pd.DataFrame:
-        """The ``faces.csv`` index (one row per crop)."""
+        """The ``faces.csv`` index (one row per crop), with the names as they are (escaping undone)."""
         path = self.root / "faces.csv"
         if not path.is_file():
             raise StoreError(f"{path} not found; run `deepfake-keras extract` to fill the store")
-        return pd.read_csv(path, dtype={"video_id": str, "target_id": str, "source_id": str,
-                                        "compression": str, "method": str}, keep_default_na=False)
+        return csv_unescape(pd.read_csv(path, dtype={"video_id": str, "target_id": str, "source_id": str,
+                                                     "compression": str, "method": str, "group": str,
+                                                     "split": str, "dataset": str, "path": str},
+                                        keep_default_na=False))
 
     def load_crop(self, crop: str) -> np.ndarray:
         """A stored crop as an RGB uint8 array."""

@@ -9,9 +9,10 @@ from ..config import HeadConfig
 from .triplet import build_triplet_head
 
 
-def build_dense_classifier(input_dim: int, dropout: float = HeadConfig.dropout) -> tuple:
+def build_dense_classifier(input_dim: int, dropout: float = HeadConfig.dropout,
+                           normalize: bool = HeadConfig.normalize) -> tuple:
     """``(classifier, trunk)``: :func:`~deepfake_keras.models.triplet.build_triplet_head` (the trunk,
-    64-d unit-length embeddings) with ``Dense(1, sigmoid)`` on top (P(fake)); uncompiled."""
-    trunk = build_triplet_head(input_dim, dropout=dropout, name="dense_trunk")
+    64-d embeddings) with ``Dense(1, sigmoid)`` on top (P(fake)); uncompiled."""
+    trunk = build_triplet_head(input_dim, dropout=dropout, normalize=normalize, name="dense_trunk")
     output = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(trunk.output)
     return tf.keras.Model(trunk.input, output, name="dense_classifier"), trunk

@@ -1,10 +1,17 @@
 """The triplet network (paper III.E-F): a small dense head on FaceNet embeddings, and its losses.
 
 FaceNet's face embeddings cluster by identity, not by real/fake. A small dense
-head (the authors' code: 256-256-128 -> 64-d) is trained with a triplet loss
-(:mod:`deepfake_keras.training.triplet`) so that real faces and fake faces form
-separate clusters; Random Forest or SGD (:mod:`deepfake_keras.training.classifiers`)
-then classify the 64-d embeddings.
+head is trained with a triplet loss (:mod:`deepfake_keras.training.triplet`) so
+that real faces and fake faces form separate clusters; Random Forest or SGD
+(:mod:`deepfake_keras.training.classifiers`) then classify its embeddings.
+
+The head is the authors' (``create_base_network`` in ``train_triplets_semi_hard.py``
+of AKASH2907/deepfakes_video_classification, the paper gives no architecture):
+``Dense(256, relu, he_uniform) -> Dropout(0.1) -> Dense(256, relu, he_uniform) ->
+Dropout(0.1) -> Dense(128, relu, he_uniform) -> Dropout(0.1) -> Dense(64)``, a
+**linear** 64-d output with **no** L2 normalisation (their released
+``triplets_semi_hard_sacred_model.hdf5`` has no normalisation layer either).
+``normalize=True`` adds a unit-length output (this package's earlier default).
 
 Two ways to pick triplets, the paper's comparison:
 
@@ -15,11 +22,13 @@ Two ways to pick triplets, the paper's comparison:
   (:func:`triplet_loss`, :class:`RandomTripletLoss`).
 
 Distances, squared or not (``distance``). Eq. 1 of the paper squares the
-Euclidean distances. ``tfa.losses.TripletSemiHardLoss`` squared them up to TFA
-0.10 and uses the plain Euclidean distance (``distance_metric="L2"``) from TFA
-0.11 on (tensorflow/addons#2095; the pinned 0.23 does too). ``distance="squared-L2"``
-gives Eq. 1 exactly. On unit vectors the plain distance lies in [0, 2] and the
-squared one in [0, 4], so the margin of 1.0 means more with the plain distance.
+Euclidean distances, and so does the authors' loss (``triplet_loss_adapted_from_tf``,
+their copy of TF's semi-hard loss with ``pairwise_distance(embeddings, squared=True)``,
+margin 1): the default ``distance="squared-L2"`` is that loss
+(``tests/training/test_triplet.py`` checks it against a NumPy transcription of
+theirs). ``tfa.losses.TripletSemiHardLoss`` itself defaults to the plain Euclidean
+distance (``"L2"``) from TFA 0.11 on (tensorflow/addons#2095), this package's
+earlier default.
 
 Builders and losses only: nothing here trains or touches the disk.
 """
@@ -43,13 +52,11 @@ DISTANCES = ("L2", "squared-L2")
 # --------------------------------------------------------------------------- model
 
 def build_triplet_head(input_dim: int, units=HeadConfig.units, embedding_dim: int = HeadConfig.embedding_dim,
-                       dropout: float = HeadConfig.dropout, name: str = "triplet_head") -> tf.keras.Model:
-    """The dense head: ``input_dim`` -> ``units`` (ReLU, dropout) -> ``embedding_dim`` -> unit length.
-
-    A Functional model whose last layer is ``tf.keras.layers.UnitNormalization``
-    (no Lambda layer), so every output row has L2 norm 1, as
-    ``TripletSemiHardLoss`` expects.
-    """
+                       dropout: float = HeadConfig.dropout, normalize: bool = HeadConfig.normalize,
+                       initializer: str = HeadConfig.initializer, name: str = "triplet_head") -> tf.keras.Model:
+    """The dense head: ``input_dim`` -> ``units`` (ReLU, ``initializer``, dropout) -> ``embedding_dim``
+    (linear), then, with ``normalize``, unit length (``tf.keras.layers.UnitNormalization``; no Lambda
+    layer). The defaults are the authors' (see the module docstring)."""
     if int(input_dim) < 1 or int(embedding_dim) < 1:
         raise ValueError(f"input_dim and embedding_dim must be >= 1, got {input_dim} and {embedding_dim}")
     if not 0 <= dropout < 1:
@@ -60,11 +67,12 @@ def build_triplet_head(input_dim: int, units=HeadConfig.units, embedding_dim: in
     inputs = tf.keras.Input(shape=(int(input_dim),), name="embedding_in")
     x = inputs
     for i, u in enumerate(units):
-        x = tf.keras.layers.Dense(u, activation="relu", name=f"dense_{i}")(x)
+        x = tf.keras.layers.Dense(u, activation="relu", kernel_initializer=initializer, name=f"dense_{i}")(x)
         if dropout > 0:
             x = tf.keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    x = tf.keras.layers.Dense(int(embedding_dim), name="embedding")(x)
-    outputs = tf.keras.layers.UnitNormalization(axis=-1, name="l2_normalize")(x)
+    outputs = tf.keras.layers.Dense(int(embedding_dim), name="embedding")(x)
+    if normalize:
+        outputs = tf.keras.layers.UnitNormalization(axis=-1, name="l2_normalize")(outputs)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -182,6 +190,8 @@ def as_features(x, name="x") -> np.ndarray:
 
 
 def head_from_record(record: dict) -> tf.keras.Model:
-    """A head rebuilt (random weights) from the ``settings`` of its record (``triplet_head.json``)."""
+    """A head rebuilt (random weights) from the ``settings`` of its record (``triplet_head.json``). Records
+    written before ``normalize`` and ``initializer`` were settings describe normalised heads."""
     s = record["settings"]
-    return build_triplet_head(s["input_dim"], s["units"], s["embedding_dim"], s["dropout"])
+    return build_triplet_head(s["input_dim"], s["units"], s["embedding_dim"], s["dropout"],
+                              normalize=s.get("normalize", True), initializer=s.get("initializer", "glorot_uniform"))

@@ -24,8 +24,8 @@ import pandas as pd
 from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
 from ..evaluation import binary_metrics
 from ..io import log, save_json, versions
-from .common import (choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of, extract_faces,
-                     make_run_dir, resolve_data_root, test_metrics, triplet_spaces, video_predictions)
+from .common import (add_faceless, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
+                     extract_faces, make_run_dir, resolve_data_root, test_metrics, triplet_spaces, video_predictions)
 
 EXPERIMENT = "celebdf_xception_bagging"
 TRIPLET_MODELS = {"triplet_sgd": "Ours (Triplets) + SGD", "triplet_rf": "Ours (Triplets) + RF"}
@@ -39,8 +39,11 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     from ..data.datasets import celebdf_manifest
     from ..data.store import FaceStore
 
+    from ..training.fit import deterministic
+
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "celebdf", config.seed)
+    deterministic(config.seed)
+    root, demo = resolve_data_root(config.data_root, "celebdf", config.demo_seed)
     log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaggingExperiment.paper()})")
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
@@ -51,7 +54,7 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     facenet = choose_facenet(config.facenet, config.fallback_facenet)
     record = {**config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root),
               "store": str(store), "extract": extract_config.to_dict(), "xception_weights": weights,
-              "facenet": facenet, "versions": versions(), "command": command}
+              "facenet": facenet, "head": config.head().to_dict(), "versions": versions(), "command": command}
     save_json(run_dir / "config.json", record)
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
@@ -62,18 +65,24 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     frame_table, training = triplet_rows(x, faces, run_dir / "models", config)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
     frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
-    predictions = video_predictions(frame_table, TRIPLET_MODELS).merge(
+    predictions = video_predictions(frame_table, TRIPLET_MODELS, config.video_decision).merge(
         bagged[["store_key", "votes_fake", "vote", "mean_prob"] + [c for c in bagged if c.startswith("bag_")]],
-        on="store_key")
+        on="store_key").rename(columns={"vote": "mean_prob_decision"})
+    predictions, no_face = add_faceless(predictions, manifest, [*TRIPLET_MODELS, "mean_prob"], config.no_face_score)
+    predictions = predictions.rename(columns={"mean_prob_decision": "vote"})
     predictions.to_csv(run_dir / "predictions.csv", index=False)
     metrics = {"models": {"mean_prob": f"Ours (Frames only), {config.bags} bags", **TRIPLET_MODELS},
                "test": test_metrics(frame_table, predictions, list(TRIPLET_MODELS)), "training": training,
+               "video_decision": config.video_decision,
                "counts": {"videos": int(len(manifest)), "failed_videos": summary.failed + summary.failed_before,
                           "faces": int(len(faces)), "test_videos": int(len(predictions)),
+                          "test_videos_no_face": no_face, "no_face_score": config.no_face_score,
                           "train_fake_videos": int((train_videos["label"] == 1).sum()),
                           "train_real_videos": int((train_videos["label"] == 0).sum())}}
-    frames_only = binary_metrics(predictions["label"], predictions["mean_prob"])
-    frames_only["vote_accuracy"] = float((predictions["vote"] == predictions["label"]).mean())
+    # the paper: the majority vote of the bags for the accuracy, their mean probability for the AUC
+    frames_only = binary_metrics(predictions["label"], predictions["mean_prob"],
+                                 decisions=predictions["vote"])
+    frames_only["vote_accuracy"] = frames_only["accuracy"]
     metrics["test"]["mean_prob"] = {"video": frames_only,
                                     "frame": binary_metrics(frame_table["label"], frame_table["frames_only"])}
 
@@ -117,7 +126,7 @@ def train_and_predict_bags(faces: pd.DataFrame, store: Path, bags_dir: Path, con
     log(f"training {config.bags} Xception bags ({config.image_size} px, {config.epochs} epochs, weights {weights})")
     train_bagging(faces, store, bags_dir, n_bags=config.bags, epochs=config.epochs, image_size=config.image_size,
                   batch_size=config.batch_size, weights=weights, seed=config.seed, patience=config.patience,
-                  verbose=1 if progress else 0, progress=progress)
+                  augment=config.augment, verbose=1 if progress else 0, progress=progress)
     test_faces = faces[faces["split"] == "test"].reset_index(drop=True)
     probs = predict_bags(test_faces, store, bags_dir, progress=progress)
     bagged = bagged_video_predictions(test_faces, probs, keep=("label", "split", "method", "video_id"))

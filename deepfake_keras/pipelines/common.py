@@ -140,7 +140,10 @@ def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard"
         key = "triplet" if mining == "semi-hard" else "random"
         log(f"training the triplet head ({mining} triplets)")
         model, record = train_triplet_head(x[train], labels[train], x[val], labels[val], mining=mining,
-                                           margin=head.margin, dropout=head.dropout, epochs=head.epochs,
+                                           margin=head.margin, distance=head.distance, units=head.units,
+                                           embedding_dim=head.embedding_dim, dropout=head.dropout,
+                                           learning_rate=head.learning_rate, normalize=head.normalize,
+                                           initializer=head.initializer, epochs=head.epochs,
                                            batch_size=head.batch_size, patience=head.patience, seed=seed,
                                            out_dir=models_dir / key)
         spaces[key] = embed(model, x)
@@ -163,25 +166,87 @@ def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"
     return scores, fitted
 
 
-def video_predictions(frame_table: pd.DataFrame, keys) -> pd.DataFrame:
-    """One row per video: the mean of its frames' scores for each column of ``keys``."""
-    from ..evaluation import video_scores
+def video_predictions(frame_table: pd.DataFrame, keys, rule: str = "mean") -> pd.DataFrame:
+    """One row per video: for each column ``key`` of ``keys``, its score (the mean of its frames' scores,
+    the paper's) and ``<key>_decision`` (1 = fake) by ``rule`` (:func:`deepfake_keras.evaluation.video_decisions`:
+    ``"majority"`` of the frames, the authors', or ``"mean"``)."""
+    from ..evaluation import video_decisions, video_scores
 
-    out = None
+    keys = list(keys)
+    out = video_scores(frame_table, keys[0], keep=("label", "split", "method", "video_id")).drop(columns=keys[0])
     for key in keys:
-        v = video_scores(frame_table, key, keep=("label", "split", "method", "video_id"))
-        out = v if out is None else out.merge(v[["store_key", key]], on="store_key")
+        v = video_decisions(frame_table, key, rule=rule)
+        out[key] = out["store_key"].map(v.set_index("store_key")["score"])
+        out[f"{key}_decision"] = out["store_key"].map(v.set_index("store_key")["decision"]).astype(int)
     return out
 
 
+def add_faceless(predictions: pd.DataFrame, manifest: pd.DataFrame, keys, score, split: str = "test") -> tuple:
+    """The ``split`` videos of ``manifest`` that have no prediction (no face was found in them): ``(predictions
+    with a row for each of them scored ``score`` by every model, their number)`` when ``score`` is a number;
+    ``(predictions, their number)`` unchanged (left out of the metrics) when it is None."""
+    wanted = manifest[manifest["split"] == split]
+    missing = wanted[~wanted["store_key"].isin(set(predictions["store_key"]))]
+    if score is None or len(missing) == 0:
+        return predictions, int(len(missing))
+    rows = missing[["store_key", "label", "split", "method", "video_id"]].assign(n_frames=0)
+    for key in keys:
+        rows[key] = float(score)
+        rows[f"{key}_decision"] = int(float(score) >= 0.5)
+    return pd.concat([predictions, rows], ignore_index=True), int(len(missing))
+
+
+def per_method_accuracy(videos: pd.DataFrame, keys) -> dict:
+    """``{key: {method: fraction of that method's fake test videos called fake}}`` (Table IV's style)."""
+    test = videos[(videos["split"] == "test") & (videos["label"] == 1)]
+    return {key: {m: float(rows[f"{key}_decision"].mean()) for m, rows in test.groupby("method")} for key in keys}
+
+
 def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
-    """``{key: {"video": metrics, "frame": metrics}}`` on the test split."""
+    """``{key: {"video": metrics, "frame": metrics}}`` on the test split: videos called by their
+    ``<key>_decision`` (see :func:`video_predictions`), AUC and EER from their scores."""
     from ..evaluation import binary_metrics
 
     frames = frame_table[frame_table["split"] == "test"]
     test = videos[videos["split"] == "test"]
     out = {}
     for key in keys:
-        out[key] = {"video": binary_metrics(test["label"], test[key]),
+        decisions = test[f"{key}_decision"] if f"{key}_decision" in test else None
+        out[key] = {"video": binary_metrics(test["label"], test[key], decisions=decisions),
                     "frame": binary_metrics(frames["label"], frames[key])}
     return out
+
+
+def splits_of(manifest: pd.DataFrame, folds: int | None, seed: int) -> list:
+    """The splits to train and test on: ``[{"fold", "side": {store_key: "train" | "val" | "test" | ...}}]``.
+    Without ``folds``, one: the dataset's own split (``fold`` None). With ``folds`` K, a K-fold
+    cross-validation by the manifest's ``group`` (FF++: the pair; :func:`deepfake_keras.training.splits.grouped_folds`)."""
+    from ..training.splits import grouped_folds
+
+    if not folds:
+        return [{"fold": None, "side": dict(zip(manifest["store_key"], manifest["split"]))}]
+    out = []
+    for fold in grouped_folds(manifest, folds, seed):
+        side = {k: name for name in ("train", "val", "test") for k in fold[name]}
+        out.append({"fold": fold["fold"], "side": side})
+    log(f"{folds}-fold cross-validation by group: {manifest['group'].nunique()} groups, "
+        f"{len(manifest)} videos; each video is tested once")
+    return out
+
+
+CV_METRICS = ("auc", "accuracy", "eer", "precision_real", "recall_real", "f1_real", "precision_fake", "recall_fake",
+              "f1_fake", "acc_real", "acc_fake")
+
+
+def fold_summary(per_fold: list, k: int, by: str) -> dict:
+    """``metrics.json``'s ``cv``: every fold's video metrics and, per model and metric, their mean and
+    standard deviation over the folds (``ddof=1``)."""
+    models = list(per_fold[0])
+    out = {"k": int(k), "by": by, "per_fold": [{m: fold[m]["video"] for m in models} for fold in per_fold],
+           "mean": {}, "sd": {}}
+    for m in models:
+        values = {metric: [fold[m]["video"][metric] for fold in per_fold] for metric in CV_METRICS}
+        out["mean"][m] = {metric: float(np.mean(v)) for metric, v in values.items()}
+        out["sd"][m] = {metric: float(np.std(v, ddof=1)) for metric, v in values.items()}
+    return out
+

@@ -14,8 +14,8 @@ Steps (each skipped when already done, so a re-run with the same ``out`` resumes
 2. **Frames only**: one Xception (the bagging experiment's classifier, without
    bagging: :func:`deepfake_keras.training.bagging.train_bag`) trained on the training
    videos' frames, early stopping on the validation videos (its batch-norm
-   statistics recomputed on those frames, see
-   :func:`deepfake_keras.training.fit.recalibrate_batch_norm`); video score =
+   statistics recomputed on the training frames before each epoch is validated,
+   see :func:`deepfake_keras.training.fit.recalibrate_batch_norm`); video score =
    mean P(fake) of its frames.
 3. Per-frame 512-d ``fc1`` features of that Xception -- trained end to end on
    FF++, as the paper found essential; when no ImageNet start can be had it
@@ -59,7 +59,8 @@ import pandas as pd
 
 from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, for_data
 from ..io import log, save_json, versions
-from .common import choose_weights, default_store, extract_faces, make_run_dir, resolve_data_root, video_predictions
+from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir, resolve_data_root,
+                     video_predictions)
 
 EXPERIMENT = "ffpp_baselines"
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
@@ -76,9 +77,12 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     Returns the results folder."""
     from ..data.datasets import ffpp_manifest
 
+    from ..training.fit import deterministic
+
     _quiet_retracing_warnings()
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "ffpp", config.seed)
+    deterministic(config.seed)
+    root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
     log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaselinesExperiment.paper()})")
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
@@ -103,6 +107,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     columns.update(convolutional(faces, store, models_dir, config, training, sequences, progress))
     for key, scores in columns.items():
         predictions[key] = predictions["store_key"].map(scores)
+    predictions, no_face = add_faceless(predictions, manifest, ["frames_only", *columns], config.no_face_score)
     triplet = triplet_row_for(config, run_dir, root, demo, workers, progress)
     predictions.to_csv(run_dir / "predictions.csv", index=False)
 
@@ -111,7 +116,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
                    counts={"videos": int(len(manifest)), "videos_with_faces": int(len(predictions)),
                            "failed_videos": summary.failed + summary.failed_before, "faces": int(len(faces)),
                            "test_videos": int((predictions["split"] == "test").sum()),
-                           "test_frames": int((frame_table["split"] == "test").sum())},
+                           "test_videos_no_face": no_face, "no_face_score": config.no_face_score, "test_frames": int((frame_table["split"] == "test").sum())},
                    seconds=round(time.time() - started, 1))
     save_json(run_dir / "metrics.json", metrics)
     _report(run_dir, metrics, selected, demo)
@@ -145,8 +150,8 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
     bag = train_bag(train_faces.reset_index(drop=True), store, run_dir / "models" / "frames_only",
                     val_faces.reset_index(drop=True) if len(val_faces) else None, epochs=config.epochs,
                     image_size=config.image_size, batch_size=config.batch_size, weights=weights, seed=config.seed,
-                    patience=config.patience, verbose=2 if progress else 0)
-    weights_file = run_dir / "models" / "frames_only" / bag["weights"]  # batch norm recomputed by train_bag
+                    patience=config.patience, augment=config.augment, verbose=2 if progress else 0)
+    weights_file = run_dir / "models" / "frames_only" / bag["weights"]  # its batch norm as validated
     features, p_frame = cached_features(faces, store, weights_file, run_dir, config.image_size, FEATURE_BATCH,
                                         progress=progress)
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
@@ -324,7 +329,8 @@ def triplet_row_for(config: BaselinesExperiment, run_dir: Path, root, demo: bool
     out = run_dir / "triplet"
     if not (out / "metrics.json").is_file():
         triplet = for_data(TripletExperiment, config.data_root, splits=config.splits, compression=config.compression,
-                           methods=tuple(config.methods), seed=config.seed)
+                           methods=tuple(config.methods), seed=config.seed, demo_seed=config.demo_seed,
+                           no_face_score=config.no_face_score)
         log(f"triplet row: running the triplet experiment into {out} ({triplet})")
         ffpp_triplet.run(triplet, out, workers=workers, progress=progress)
     return {"source": "ran", **triplet_row(out, expect)}

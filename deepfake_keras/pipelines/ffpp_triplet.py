@@ -3,18 +3,21 @@ RF / SGD -> video scores. Tables II (triplet rows), III, IV and Figures 6, 7 of 
 
 Steps (each cached or cheap, so a re-run resumes): manifest -> face store
 (MTCNN crops, :mod:`deepfake_keras.data.extract`) -> FaceNet embeddings
-(cached in the store) -> heads trained on the train split with early stopping
-on the val split -> classifiers on train embeddings -> scores on the test
-split -> ``metrics.json``, ``predictions.csv`` -> tables and figures
-(:func:`deepfake_keras.reporting.report`) -> the model bundle.
+(cached in the store) -> for the official split, or for each fold of a K-fold
+cross-validation by pair (``folds``): heads trained on the training videos with
+the best epoch kept on the validation videos, classifiers on their embeddings,
+scores of the test videos -> ``metrics.json``, ``predictions.csv`` -> tables and
+figures (:func:`deepfake_keras.reporting.report`) -> the model bundle.
 
-Models compared (video score = mean of the frame scores, threshold 0.5):
+Models compared (video score = mean of the frame scores; the video's call: the
+majority of its frames, the authors', or ``video_decision="mean"``):
 
 ==================  ===============================================================
-triplet_sgd / _rf   semi-hard triplet head (the paper's), then SGD / Random Forest
-random_sgd / _rf    random-pick triplets with the plain loss of Eq. 1 (the paper's comparison)
+triplet_rf / _sgd   semi-hard triplet head (the paper's), then Random Forest / SGD;
+                    Table II's triplet row is the RF (86.74 = 242/279 in the paper)
+random_rf / _sgd    random-pick triplets with the loss of Eq. 1 (the paper's comparison)
 facenet_sgd         SGD on the FaceNet embeddings themselves (no triplet network)
-dense               the same dense network trained with cross-entropy (Fig. 6b)
+dense               the head's network trained with cross-entropy (ours, no triplet)
 ==================  ===============================================================
 """
 from __future__ import annotations
@@ -27,17 +30,18 @@ import pandas as pd
 
 from ..config import ExtractConfig, TripletExperiment
 from ..io import log, save_json, versions
-from .common import (choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces, make_run_dir,
-                     resolve_data_root, test_metrics, triplet_spaces, video_predictions)
+from .common import (add_faceless, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
+                     fold_summary, make_run_dir, per_method_accuracy, resolve_data_root, splits_of, test_metrics,
+                     triplet_spaces, video_predictions)
 
 EXPERIMENT = "ffpp_triplet"
 MODELS = {
-    "triplet_sgd": "Triplets (Semi-hard) + SGD",
     "triplet_rf": "Triplets (Semi-hard) + RF",
-    "random_sgd": "Triplets (random pick) + SGD",
+    "triplet_sgd": "Triplets (Semi-hard) + SGD",
     "random_rf": "Triplets (random pick) + RF",
+    "random_sgd": "Triplets (random pick) + SGD",
     "facenet_sgd": "FaceNet + SGD (no triplet)",
-    "dense": "FaceNet + dense net, cross-entropy (no triplet)",
+    "dense": "FaceNet + dense net, cross-entropy (ours, no triplet)",
 }
 BUNDLED = "triplet_sgd"  # the model saved as the run's bundle
 TSNE_POINTS = 1500
@@ -47,9 +51,11 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     """Run the experiment with ``config``; results in ``out`` (default ``results/ffpp_triplet/<timestamp>``).
     ``workers``: face extraction processes. Returns the results folder."""
     from ..data.datasets import ffpp_manifest
+    from ..training.fit import deterministic
 
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "ffpp", config.seed)
+    deterministic(config.seed)
+    root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
     manifest = ffpp_manifest(root, config.compression, config.methods, config.splits)
@@ -57,40 +63,56 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     store = Path(config.store or default_store(root, extract_config))
     facenet = choose_facenet(config.facenet, config.fallback_facenet)
     record = {**config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root),
-              "store": str(store), "extract": extract_config.to_dict(), "facenet": facenet, "versions": versions(),
-              "command": command}
+              "store": str(store), "extract": extract_config.to_dict(), "facenet": facenet,
+              "head": config.head().to_dict(), "versions": versions(), "command": command}
     save_json(run_dir / "config.json", record)
 
     table, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
     x = embed_faces_of(store, table, facenet["used"], progress)
-    spaces, training, trunk, scores, fitted = train_and_score(x, table, run_dir / "models", config)
-    frame_table, predictions = write_predictions(run_dir, table, scores)
+    frames, videos, per_fold, training, first, tested = [], [], [], {}, None, set()
+    for split in splits_of(manifest, config.folds, config.seed):
+        part = table.assign(split=table["store_key"].map(split["side"]))
+        models_dir = run_dir / "models" / (f"fold_{split['fold']}" if config.folds else "")
+        trained = train_and_score(x, part, models_dir, config)
+        frame_table, predictions = tables_of(part, manifest.assign(split=manifest["store_key"].map(split["side"])),
+                                             trained["scores"], config, split["fold"])
+        tested |= {k for k, side in split["side"].items() if side == "test"}
+        frames.append(frame_table)
+        videos.append(predictions)
+        per_fold.append(test_metrics(frame_table, predictions, MODELS))
+        training[f"fold_{split['fold']}" if config.folds else "split"] = trained["training"]
+        first = first or trained
+    frame_table, predictions = pd.concat(frames, ignore_index=True), pd.concat(videos, ignore_index=True)
+    frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
+    predictions.to_csv(run_dir / "predictions.csv", index=False)
     metrics = {"models": MODELS, "test": test_metrics(frame_table, predictions, MODELS), "training": training,
-               "counts": {"videos": int(len(manifest)), "videos_with_faces": int(len(predictions)),
-                          "failed_videos": summary.failed + summary.failed_before, "faces": int(len(table)),
-                          "test_videos": int((predictions["split"] == "test").sum()),
-                          "test_frames": int((table["split"] == "test").sum())},
-               "seconds": round(time.time() - started, 1)}
+               "per_method": per_method_accuracy(predictions, MODELS), "video_decision": config.video_decision,
+               "counts": counts(manifest, table, tested, summary, config)}
+    if config.folds:
+        metrics["cv"] = fold_summary(per_fold, config.folds, "pair")
+    metrics["seconds"] = round(time.time() - started, 1)
     save_json(run_dir / "metrics.json", metrics)
-    write_tsne(run_dir, x, spaces["triplet"], trunk, table, config.seed)
+    write_tsne(run_dir, x, first, table.assign(split=first["split"]), config)
 
     from ..reporting import report
 
     report(run_dir)
-    bundle = save_run_bundle(run_dir, fitted[BUNDLED], extract_config, facenet["used"], record,
+    bundle = save_run_bundle(run_dir, first, extract_config, facenet["used"], record,
                              {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
                               "demo": demo, "test": metrics["test"][BUNDLED]})
-    log(f"model bundle ({MODELS[BUNDLED]}): {bundle}")
-    best = metrics["test"][BUNDLED]["video"]
-    log(f"{'DEMO ' if demo else ''}triplets + SGD on the test split: video AUC {best['auc']:.3f}, "
-        f"accuracy {best['accuracy']:.3f}, EER {best['eer']:.3f} ({metrics['seconds']:.0f} s); results in {run_dir}")
+    log(f"model bundle ({MODELS[BUNDLED]}{', trained in fold 0' if config.folds else ''}): {bundle}")
+    best = metrics["test"]["triplet_rf"]["video"]
+    how = f"{config.folds}-fold CV by pair, pooled" if config.folds else "the test split"
+    log(f"{'DEMO ' if demo else ''}triplets + RF on {how}: video AUC {best['auc']:.3f}, accuracy "
+        f"{best['accuracy']:.3f}, EER {best['eer']:.3f} ({metrics['seconds']:.0f} s); results in {run_dir}")
     return run_dir
 
 
-def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExperiment) -> tuple:
-    """Train the heads (semi-hard, random-pick, dense) on the train split, validated on the val split, and
-    fit the classifiers; returns ``(spaces, training records, dense trunk, {model: P(fake) of every face},
-    {model: fitted classifier})``."""
+def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExperiment) -> dict:
+    """Train the heads (semi-hard, random-pick, the dense net) on the ``train`` rows of ``table``, keeping
+    the best epoch on the ``val`` rows, and fit the classifiers; returns ``scores`` ({model: P(fake) of
+    every row}), ``fitted`` classifiers, ``spaces``, the dense ``trunk``, ``training`` records, the
+    ``split`` of every row and ``models_dir``."""
     from ..training.triplet import train_dense_classifier
 
     head = config.head()
@@ -100,50 +122,76 @@ def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExp
     log("training the dense classifier (no triplet loss)")
     dense, trunk, history = train_dense_classifier(x[train], labels[train], x[val], labels[val], epochs=head.epochs,
                                                    batch_size=head.batch_size, patience=head.patience,
-                                                   seed=config.seed, dropout=head.dropout)
+                                                   learning_rate=head.learning_rate, seed=config.seed,
+                                                   dropout=head.dropout, normalize=head.normalize)
     training["dense"] = {"epochs_run": len(history["val_loss"]), "best_val_loss": min(history["val_loss"])}
     scores, fitted = classifier_scores(spaces, labels, train, config.seed)
     more, more_fitted = classifier_scores({"facenet": x}, labels, train, config.seed, kinds=("sgd",))
     scores.update(more)
     fitted.update(more_fitted)
     scores["dense"] = dense.predict(x, verbose=0, batch_size=1024).ravel()
-    return spaces, training, trunk, scores, fitted
+    return {"scores": scores, "fitted": fitted, "spaces": spaces, "trunk": trunk, "training": training,
+            "split": table["split"].to_numpy(), "models_dir": models_dir}
 
 
-def write_predictions(run_dir: Path, table: pd.DataFrame, scores: dict) -> tuple:
-    """``frame_predictions.csv`` (every face, every model) and ``predictions.csv`` (video = mean of its
-    frames); returns both tables."""
+def tables_of(table: pd.DataFrame, manifest: pd.DataFrame, scores: dict, config: TripletExperiment, fold) -> tuple:
+    """The frame and video tables of one split: every scored face (with ``folds``, the test faces only, each
+    in its fold), and one row per video with each model's score and call; test videos without a face left
+    out or scored ``no_face_score``."""
     frame_table = table[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     for key in MODELS:
         frame_table[key] = scores[key]
-    frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
-    predictions = video_predictions(frame_table, MODELS)
-    predictions.to_csv(run_dir / "predictions.csv", index=False)
+    if config.folds:
+        frame_table = frame_table[frame_table["split"] == "test"].assign(fold=fold).reset_index(drop=True)
+    predictions = video_predictions(frame_table, MODELS, config.video_decision)
+    predictions, _ = add_faceless(predictions, manifest, MODELS, config.no_face_score)
+    if config.folds:
+        predictions["fold"] = fold
     return frame_table, predictions
 
 
-def write_tsne(run_dir: Path, x, triplet_space, trunk, table: pd.DataFrame, seed: int) -> None:
-    """``tsne.csv`` of the test faces (Fig. 6): FaceNet, the dense net's trunk, the triplet head."""
+def counts(manifest: pd.DataFrame, table: pd.DataFrame, tested: set, summary, config: TripletExperiment) -> dict:
+    """Videos, faces, and the test videos in which no face was found (left out of the metrics, or scored
+    ``no_face_score``)."""
+    faced = set(table["store_key"])
+    return {"videos": int(len(manifest)), "videos_with_faces": len(faced),
+            "failed_videos": summary.failed + summary.failed_before, "faces": int(len(table)),
+            "test_videos": len(tested), "test_videos_no_face": len(tested - faced),
+            "no_face_score": config.no_face_score}
+
+
+def write_tsne(run_dir: Path, x, trained: dict, table: pd.DataFrame, config: TripletExperiment) -> None:
+    """``tsne.csv`` of the test faces (of fold 0 with ``folds``), Fig. 6: (a) FaceNet, (b) without the triplet
+    network: the untrained head, as the authors draw it (``train_triplets_semi_hard.py``, 09.py lines 372-376:
+    ``testing_embeddings = create_base_network(...)``, its random weights), (c) after the triplet network,
+    (d) ours: the same network trained with cross-entropy."""
+    import tensorflow as tf
+
     from ..explain.tsne import subsample, tsne_panels
-    from ..models.triplet import embed
+    from ..models.triplet import build_triplet_head, embed
 
     log("t-SNE of the test faces (Fig. 6)")
     labels = table["label"].to_numpy()
     test = (table["split"] == "test").to_numpy()
-    pick = np.flatnonzero(test)[subsample(int(test.sum()), TSNE_POINTS, labels[test], seed)]
-    panels = {"(a) FaceNet embeddings": x[pick], "(b) without triplet loss (dense net)": embed(trunk, x[pick]),
-              "(c) after the triplet network": triplet_space[pick]}
-    tsne_panels(panels, labels[pick], seed).to_csv(run_dir / "tsne.csv", index=False)
+    pick = np.flatnonzero(test)[subsample(int(test.sum()), TSNE_POINTS, labels[test], config.seed)]
+    head = config.head()
+    tf.keras.utils.set_random_seed(config.seed)
+    untrained = build_triplet_head(x.shape[1], head.units, head.embedding_dim, head.dropout, head.normalize,
+                                   head.initializer)
+    panels = {"(a) FaceNet embeddings": x[pick], "(b) without the triplet network (untrained head)":
+              embed(untrained, x[pick]), "(c) after the triplet network": trained["spaces"]["triplet"][pick],
+              "(d) ours: dense net, cross-entropy": embed(trained["trunk"], x[pick])}
+    tsne_panels(panels, labels[pick], config.seed).to_csv(run_dir / "tsne.csv", index=False)
 
 
-def save_run_bundle(run_dir: Path, classifier, extract_config, facenet: str, config: dict, source: dict) -> Path:
-    """The run's semi-hard head (``models/triplet``) and its fitted classifier as a bundle for
+def save_run_bundle(run_dir: Path, trained: dict, extract_config, facenet: str, config: dict, source: dict) -> Path:
+    """The semi-hard head (``models/[fold_0/]triplet``) and its fitted classifier as a bundle for
     ``deepfake-keras predict`` (``<run_dir>/bundle``)."""
     from ..inference.base import new_bundle_dir
     from ..inference.triplet import TripletBundle
     from ..training.triplet import load_triplet_head
 
-    head, head_record = load_triplet_head(run_dir / "models" / "triplet")
+    head, head_record = load_triplet_head(trained["models_dir"] / "triplet")
     return TripletBundle.save(new_bundle_dir(run_dir), extract_config=extract_config, head=head,
-                              head_record=head_record, classifier=classifier, facenet=facenet, source=source,
-                              config=config)
+                              head_record=head_record, classifier=trained["fitted"][BUNDLED], facenet=facenet,
+                              source=source, config=config)

@@ -25,10 +25,14 @@ videos, stratified by label and drawn by video with the seed, is held out from
 every bag (:func:`deepfake_keras.training.splits.split_validation`; the Celeb-DF experiment holds out each real
 clip together with the fakes made from it, so that no validation video shows a
 scene seen in training); if the face table already has ``val`` rows (FF++),
-those are used. Each epoch is scored on it with class-balanced
-sample weights (each class weighs half, as in the roughly balanced bags), early
-stopping watches that loss (``patience`` epochs), and the bag keeps the weights
-of its best epoch.
+those are used. At the end of each epoch the Xception's batch-norm statistics are
+recomputed on training frames (:func:`deepfake_keras.training.fit.recalibrate_batch_norm`)
+and then the epoch is scored on the validation videos with class-balanced sample
+weights (each class weighs half, as in the roughly balanced bags); early stopping
+watches that loss (``patience`` epochs), and the bag keeps the weights of its best
+epoch -- the very model that was validated, statistics included. Training augments
+the crops as the authors did (:mod:`deepfake_keras.data.augment`; ``augment=False``
+turns it off).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from ..io import log
 from .fit import CHECKPOINT_DIR, fit_resumable, load_weights, recalibrate_batch_norm, record_of, write_or_check
 from .splits import balanced_weights, make_bags, split_validation, video_table
 
-BN_BATCHES = 100  # at most this many training batches to recompute batch-norm statistics after training
+BN_BATCHES = 100  # at most this many training batches to recompute batch-norm statistics (each epoch, before it is validated)
 PLAN_FILE = "bagging.json"
 DONE_FILE = "bag.json"
 
@@ -140,15 +144,21 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
             train_ds = train_ds.repeat()
         return {"x": train_ds, "validation_data": val_ds, "steps_per_epoch": steps_per_epoch and int(steps_per_epoch)}
 
+    recalibrated = []
+
+    def recalibrate(model):
+        recalibrated.append(recalibrate_batch_norm(model, face_dataset(
+            train_faces, store_root, image_size, batch_size, shuffle=True, seed=int(seed), labels=False), BN_BATCHES))
+
     def finish(model):
-        n = recalibrate_batch_norm(model, face_dataset(train_faces, store_root, image_size, batch_size, shuffle=True,
-                                                       seed=int(seed), labels=False), BN_BATCHES)
-        return {"batch_norm_batches": n, "counts": counts}
+        if val_faces is None:  # nothing was validated: recompute the statistics of the last epoch's weights
+            recalibrate(model)
+        return {"batch_norm_batches": recalibrated[-1] if recalibrated else 0, "counts": counts}
 
     record, _ = fit_resumable(lambda: build(image_size=image_size, weights=weights), data, bag_dir, epochs=epochs,
                               patience=patience, seed=seed, settings=settings, learning_rate=learning_rate,
-                              schedule_decay=schedule_decay, done_file=DONE_FILE, finish=finish,
-                              callbacks=callbacks, verbose=verbose)
+                              schedule_decay=schedule_decay, done_file=DONE_FILE, before_validation=recalibrate,
+                              finish=finish, callbacks=callbacks, verbose=verbose)
     return record
 
 

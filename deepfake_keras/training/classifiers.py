@@ -4,24 +4,26 @@ Each frame's embedding gets a probability of fake from a scikit-learn
 classifier; :func:`deepfake_keras.evaluation.video_scores` averages a video's
 frames (the paper: video score = mean of its frame scores).
 
-Choices (the paper names the classifiers only):
+Choices (the paper names the classifiers only; the authors' code,
+``train_triplets_semi_hard.py`` of AKASH2907/deepfakes_video_classification, fits
+``RandomForestClassifier(n_estimators=100)`` and ``SGDClassifier(max_iter=50, tol=None, loss="log")``
+on the head's embeddings):
 
-- ``"rf"``: ``RandomForestClassifier`` (100 trees, scikit-learn's defaults);
+- ``"rf"``: ``RandomForestClassifier`` (100 trees, scikit-learn's defaults, the authors');
   its probability is the mean of the trees' leaf frequencies.
-- ``"sgd"``: ``SGDClassifier(loss="log_loss")`` (scikit-learn's defaults
-  otherwise, ``alpha=1e-4``): logistic regression fitted by SGD, whose
-  ``predict_proba`` is a smooth sigmoid. ``loss="modified_huber"`` also has a
+- ``"sgd"``: ``SGDClassifier(loss="log_loss", max_iter=50, tol=None)`` (the authors'; ``"log"``
+  is ``"log_loss"`` in scikit-learn >= 1.1; ``alpha=1e-4``, scikit-learn's default): logistic
+  regression fitted by 50 epochs of SGD, whose ``predict_proba`` is a smooth sigmoid. ``loss="modified_huber"`` also has a
   ``predict_proba``, but it clips to exactly 0 and 1 over whole regions, which
   ties many scores and blunts the AUC and EER (seen on a toy two-Gaussian
-  problem: AUC 0.92 against 0.94). No feature scaling by default: the triplet
-  embeddings are unit vectors already, and a ``StandardScaler`` blows up the
-  near-constant coordinates of a trained head (toy problem: AUC 0.89 with it,
-  0.94 without, with probabilities saturating at exactly 1.0); ``scale=True``
-  adds one, for features of very different scales.
-- ``class_weight="balanced"`` for both, so that a 7:1 fake:real imbalance
+  problem: AUC 0.92 against 0.94). No feature scaling by default (the authors'
+  had none; a ``StandardScaler`` blew up the near-constant coordinates of a
+  normalised head's output on a toy problem: AUC 0.89 with it, 0.94 without);
+  ``scale=True`` adds one, for features of very different scales.
+- ``class_weight="balanced"`` for both (ours), so that a 7:1 fake:real imbalance
   (Celeb-DF) does not push every probability above 0.5; on balanced data
-  (FF++ NeuralTextures vs pristine) it changes nothing. Pass ``None`` for
-  unweighted fits.
+  (FF++ NeuralTextures vs pristine, where the authors used it) it changes nothing.
+  Pass ``None`` for unweighted fits.
 
 Labels: 1 = fake, 0 = real; :func:`frame_scores` returns the probability of
 class 1.
@@ -43,7 +45,7 @@ def _random_forest(seed, class_weight, **params):
 
 
 def _sgd(seed, class_weight, **params):
-    params = {"loss": "log_loss", "max_iter": 1000, "tol": 1e-3, **params}
+    params = {"loss": "log_loss", "max_iter": 50, "tol": None, **params}
     return SGDClassifier(random_state=seed, class_weight=class_weight, **params)
 
 

@@ -71,6 +71,17 @@ def load_weights(model, path):
     return model
 
 
+def deterministic(seed: int) -> None:
+    """The same seed gives the same numbers: Python's, NumPy's and TensorFlow's generators seeded
+    (``tf.keras.utils.set_random_seed``) and TensorFlow's ops made deterministic
+    (``tf.config.experimental.enable_op_determinism``, which also makes ``tf.data`` keep its order), for
+    the rest of the process."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
 def record_of(out_dir, done_file: str = MODEL_FILE) -> dict | None:
     """The record of a finished model (its ``model.json``/``bag.json``), or None."""
     path = Path(out_dir) / done_file
@@ -212,7 +223,7 @@ def recalibrate_batch_norm(model, dataset, max_batches: int | None = None) -> in
 def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, settings: dict,
                   learning_rate: float = XceptionConfig.learning_rate,
                   schedule_decay: float = XceptionConfig.schedule_decay, done_file: str = MODEL_FILE,
-                  finish=None, callbacks=(), verbose: int = 0) -> tuple:
+                  before_validation=None, finish=None, callbacks=(), verbose: int = 0) -> tuple:
     """Train ``build()`` (compiled here with the paper's Nadam, binary cross-entropy) resumably in
     ``out_dir`` (see the module docstring), keeping the best epoch on the validation loss.
 
@@ -226,8 +237,11 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
             validation loss (None: never stop early).
         seed: ``tf.keras.utils.set_random_seed`` before building (initial weights, shuffles).
         settings: recorded in ``settings.json`` (checked on resume) and the record.
-        finish: ``finish(model) -> dict`` run on the kept weights before they are saved (e.g. the
-            batch-norm statistics of the Xception); its fields join the record.
+        before_validation: ``before_validation(model)`` run at the end of every epoch, before the
+            model is validated (e.g. recomputing the Xception's batch-norm statistics): what is
+            validated, chosen and saved is then the same model.
+        finish: ``finish(model) -> dict`` run on the kept weights before they are saved; its fields
+            join the record.
         callbacks: more Keras callbacks; they run after each epoch's checkpoint is saved.
         done_file: the record's file name (``model.json``; ``bag.json`` for the bags).
 
@@ -255,9 +269,12 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
         log(f"{out_dir.name}: resuming after epoch {initial} of {epochs}")
     fit = data()
     validated = fit.get("validation_data") is not None
+    first = []
+    if validated and before_validation is not None:
+        first.append(_validate_after(fit.pop("validation_data"), before_validation))
     if initial < int(epochs) and not bool(state.stopped.numpy()):
-        model.fit(**fit, epochs=int(epochs), initial_epoch=initial, callbacks=[state.callback, *callbacks],
-                  verbose=verbose)
+        model.fit(**fit, epochs=int(epochs), initial_epoch=initial,
+                  callbacks=[*first, state.callback, *callbacks], verbose=verbose)
     history = state.history
     best = state.restore_best(model, validated)
     extra = finish(model) if finish is not None else {}
@@ -273,6 +290,28 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
     state.cleanup()
     (out_dir / RUNS_FILE).unlink(missing_ok=True)
     return record, model
+
+
+def _validate_after(validation, before):
+    """The Keras callback of :func:`fit_resumable`'s ``before_validation`` (its class is defined here, so
+    that importing this module does not load TensorFlow)."""
+    import tensorflow as tf
+
+    class ValidateAfter(tf.keras.callbacks.Callback):
+        """At the end of each epoch: ``before(model)``, then the validation metrics into the epoch's logs
+        (``val_loss``...), which the callbacks after it (the checkpoint, early stopping, History) read."""
+
+        def __init__(self, validation, before):
+            super().__init__()
+            self.validation, self.before = validation, before
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.before(self.model)
+            results = self.model.evaluate(self.validation, verbose=0, return_dict=True)
+            if logs is not None:
+                logs.update({f"val_{k}": float(v) for k, v in results.items()})
+
+    return ValidateAfter(validation, before)
 
 
 def _resume_log(out_dir: Path, initial_epoch: int) -> list:

@@ -154,3 +154,39 @@ def balanced_weights(labels) -> np.ndarray:
     for c in classes:
         out[y == c] = len(y) / (len(classes) * np.sum(y == c))
     return out
+
+
+def grouped_folds(videos: pd.DataFrame, k: int, seed: int = 0, val_fraction: float = 0.2,
+                  group_col: str = "group") -> list:
+    """K-fold cross-validation by group: ``k`` dicts ``{"fold", "train", "val", "test"}`` of store keys.
+
+    ``videos``: one row per video with ``store_key`` and ``group_col`` (e.g. the FF++ pair: a pair, its
+    originals and every fake made from them are one group). The groups, in an order drawn with
+    ``seed``, are dealt round-robin into ``k`` folds; each fold is the test set once, and of the other
+    groups ``round(val_fraction * n)`` (at least 1) drawn with ``seed + fold`` validate and the rest
+    train. A group is never on two sides; every video is tested exactly once. Raises ValueError for
+    ``k < 2``, fewer groups than ``k + 2`` (a fold needs test, validation and training groups) or a
+    missing column.
+    """
+    for col in ("store_key", group_col):
+        if col not in videos.columns:
+            raise ValueError(f"the table has no {col!r} column (columns: {list(videos.columns)})")
+    k = int(k)
+    groups = np.array(sorted(videos[group_col].astype(str).unique()))
+    if k < 2:
+        raise ValueError(f"k-fold cross-validation needs k >= 2, got {k}")
+    if len(groups) < k + 2:
+        raise ValueError(f"{k}-fold cross-validation by {group_col} needs at least {k + 2} groups, got {len(groups)}")
+    order = groups[np.random.default_rng(int(seed)).permutation(len(groups))]
+    fold_of = {g: i % k for i, g in enumerate(order)}
+    group = videos[group_col].astype(str)
+    out = []
+    for fold in range(k):
+        rest = np.array([g for g in order if fold_of[g] != fold])
+        n_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
+        val = set(rest[np.random.default_rng(int(seed) + 1 + fold).permutation(len(rest))[:n_val]])
+        side = group.map(lambda g: "test" if fold_of[g] == fold else "val" if g in val else "train")
+        out.append({"fold": fold, **{name: sorted(videos.loc[(side == name).to_numpy(), "store_key"])
+                                     for name in ("train", "val", "test")}})
+    return out
+

@@ -143,7 +143,8 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
                        batch_size: int = HeadConfig.batch_size, patience: int = HeadConfig.patience, seed: int = 0, out_dir=None,
                        margin: float = HeadConfig.margin, distance: str = HeadConfig.distance, units=HeadConfig.units,
                        embedding_dim: int = HeadConfig.embedding_dim, dropout: float = HeadConfig.dropout,
-                       learning_rate: float = HeadConfig.learning_rate, steps_per_epoch: int | None = None,
+                       learning_rate: float = HeadConfig.learning_rate, normalize: bool = HeadConfig.normalize,
+                       initializer: str = HeadConfig.initializer, steps_per_epoch: int | None = None,
                        verbose: int = 0) -> tuple:
     """Train a triplet head on embeddings; early stopping on the validation loss.
 
@@ -157,9 +158,10 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
             mining modes: they are different losses).
         mining: ``"semi-hard"`` (the paper's method) or ``"random"``.
         epochs, patience: at most ``epochs``; stop after ``patience`` epochs
-            without a lower validation loss, and keep the weights of the best
-            epoch (also when training runs all ``epochs``: Keras 2's
-            ``restore_best_weights`` alone restores only when it stops early).
+            without a lower validation loss (None, the authors': never stop
+            early), and keep the weights of the best epoch (also when training
+            runs all ``epochs``: Keras 2's ``restore_best_weights`` alone
+            restores only when it stops early).
         batch_size: rows per batch (semi-hard: split evenly over the classes)
             or triplets per batch (random).
         steps_per_epoch: batches per epoch; default ``ceil(n_train / batch_size)``.
@@ -168,8 +170,8 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
             run on the same machine.
         out_dir: if given, write ``triplet_head.weights.h5`` (weights only) and
             ``triplet_head.json`` (settings, history, versions) there.
-        margin, distance, units, embedding_dim, dropout, learning_rate: see the
-            hyperparameters at the top of this module.
+        margin, distance, units, embedding_dim, dropout, learning_rate, normalize,
+            initializer: see :class:`deepfake_keras.config.HeadConfig` (the authors').
 
     Returns ``(head, record)``: the trained head (input ``d`` -> unit
     ``embedding_dim``-vectors) and the dict written to the JSON: ``settings``,
@@ -184,8 +186,8 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    if int(patience) < 0:
-        raise ValueError(f"patience must be >= 0, got {patience}")
+    if patience is not None and int(patience) < 0:
+        raise ValueError(f"patience must be >= 0 or None, got {patience}")
     x_train, x_val = as_features(x_train, "x_train"), as_features(x_val, "x_val")
     y_train, y_val = as_labels(y_train, "y_train"), as_labels(y_val, "y_val")
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
@@ -199,15 +201,15 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
         raise ValueError(f"batch_size {batch_size} is too small for semi-hard mining: it needs >= 2 rows per class")
 
     settings = dict(input_dim=int(x_train.shape[1]), units=[int(u) for u in units], embedding_dim=int(embedding_dim),
-                    dropout=float(dropout), mining=mining, margin=float(margin), distance=distance,
-                    learning_rate=float(learning_rate), epochs=int(epochs), batch_size=int(batch_size),
-                    patience=int(patience), seed=int(seed),
+                    dropout=float(dropout), normalize=bool(normalize), initializer=str(initializer), mining=mining,
+                    margin=float(margin), distance=distance, learning_rate=float(learning_rate), epochs=int(epochs),
+                    batch_size=int(batch_size), patience=None if patience is None else int(patience), seed=int(seed),
                     steps_per_epoch=int(steps_per_epoch or max(1, math.ceil(len(x_train) / batch_size))),
                     n_train=int(len(x_train)), n_val=int(len(x_val)),
                     class_counts_train={str(c): int(n) for c, n in zip(*np.unique(y_train, return_counts=True))})
 
     tf.keras.utils.set_random_seed(int(seed))
-    head = build_triplet_head(settings["input_dim"], units, embedding_dim, dropout)
+    head = build_triplet_head(settings["input_dim"], units, embedding_dim, dropout, normalize, initializer)
     if mining == "semi-hard":
         model, loss = head, semi_hard_loss(margin, distance)
     else:
@@ -216,8 +218,8 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
 
     xv, yv, val_batch = _val_data(x_val, y_val, mining, settings["batch_size"], int(seed))
     initial_val_loss = float(model.evaluate(xv, yv, batch_size=val_batch, verbose=0))
-    stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(patience),
-                                               restore_best_weights=True)
+    stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
+                                               patience=int(epochs if patience is None else patience))
     fit = model.fit(_train_dataset(x_train, y_train, mining, settings["batch_size"], int(seed)),
                     steps_per_epoch=settings["steps_per_epoch"], epochs=int(epochs),
                     validation_data=(xv, yv), validation_batch_size=val_batch,
@@ -259,26 +261,27 @@ def load_triplet_head(out_dir) -> tuple:
 
 
 def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadConfig.epochs,
-                           batch_size: int = HeadConfig.batch_size, patience: int = HeadConfig.patience,
+                           batch_size: int = HeadConfig.batch_size, patience: int | None = HeadConfig.patience,
                            learning_rate: float = HeadConfig.learning_rate, seed: int = 0,
-                           dropout: float = HeadConfig.dropout) -> tuple:
+                           dropout: float = HeadConfig.dropout, normalize: bool = HeadConfig.normalize) -> tuple:
     """Train :func:`~deepfake_keras.models.dense.build_dense_classifier` with binary cross-entropy
     (class-balanced weights), early stopping on the validation loss with the best weights kept.
 
     Returns ``(classifier, trunk, history)``: the classifier outputs P(fake); the trunk
-    gives its 64-d (unit length) penultimate embeddings, for t-SNE.
+    gives its 64-d penultimate embeddings, for t-SNE.
     """
     x_train, x_val = np.asarray(x_train, np.float32), np.asarray(x_val, np.float32)
     y_train, y_val = np.asarray(y_train, np.float32), np.asarray(y_val, np.float32)
     if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
         raise ValueError("train_dense_classifier needs both classes in the training and the validation split")
     tf.keras.utils.set_random_seed(int(seed))
-    model, trunk = build_dense_classifier(x_train.shape[1], dropout=dropout)
+    model, trunk = build_dense_classifier(x_train.shape[1], dropout=dropout, normalize=normalize)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
     n_fake = float(y_train.sum())
     n_real = float(len(y_train) - n_fake)
     weights = {0: len(y_train) / (2 * n_real), 1: len(y_train) / (2 * n_fake)}
-    stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(patience), restore_best_weights=True)
+    stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
+                                               patience=int(epochs if patience is None else patience))
     fit = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs), batch_size=int(batch_size),
                     class_weight=weights, callbacks=[stopper], verbose=0, shuffle=True)
     if stopper.best_weights is not None:

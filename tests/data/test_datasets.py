@@ -40,6 +40,11 @@ def test_ffpp_manifest_real_clips(ffpp_mini, ffpp_splits):
     for (method, vid), r in rows.items():
         assert r.split == split_of[vid.split("_")[0]], (method, vid)
     assert rows[("original", "004")].split == rows[("NeuralTextures", "004_982")].split
+    # the group is the official pair, in the split file's order: [004, 982] is in val.json
+    assert rows[("original", "004")].group == rows[("NeuralTextures", "004_982")].group == "ffpp-004_982"
+    assert rows[("original", "519")].group == rows[("Deepfakes", "519_515")].group
+    assert len({rows[("original", v)].group for v in ("004", "519", "634")}) == 3
+    assert set(m["problem"]) == {""}
 
 
 def test_official_splits_sizes(ffpp_splits):
@@ -126,6 +131,9 @@ def test_celebdf_official_list(tmp_path):
     assert (train.loc["id58_id3_0009", "target_id"], train.loc["id58_id3_0009", "source_id"]) == ("id58", "id3")
     assert (train.loc["id58_0009", "target_id"], train.loc["id58_0009", "label"]) == ("id58", REAL)
     assert train.loc["99999", "store_key"] == "celebdf/YouTube-real/99999"
+    # a fake shares the group of the real clip it was made from
+    assert train.loc["id58_id3_0009", "group"] == train.loc["id58_0009", "group"] == "celebdf-id58_0009"
+    assert train.loc["99999", "group"] == "celebdf-99999"
 
 
 def test_celebdf_clip_is_the_real_clip_a_fake_was_made_from():
@@ -163,6 +171,7 @@ def test_folder_manifest(tmp_path):
     m = folder_manifest(tmp_path)
     assert sorted(m["store_key"]) == ["folder/a.avi", "folder/a.mp4", "folder/sub dir/clip é.MOV"]
     assert set(m["label"]) == {UNKNOWN} and set(m["split"]) == {"predict"}
+    assert list(m["group"]) == list(m["store_key"]) and set(m["problem"]) == {""}  # each video its own group
     one = folder_manifest(tmp_path / "a.mp4")
     assert list(one["store_key"]) == ["folder/a.mp4"]
     with pytest.raises(DatasetError, match="not found"):

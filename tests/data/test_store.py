@@ -121,3 +121,165 @@ def test_store_refuses_other_settings_and_foreign_folders(reference, tmp_path):
     with pytest.raises(StoreError, match="not a face store"):
         FaceStore(foreign, CONFIG)
     assert (foreign / "holiday.jpg").read_bytes() == b"x" and len(list(foreign.iterdir())) == 1
+
+
+# ---------------------------------------------------------------- CSV injection (issue 17)
+
+FORMULA_NAMES = ["=cmd|' -C calc'!A0", "@SUM(1+1)", '=HYPERLINK("evil.example","click")', "+x", "-x", "\tx=1",
+                 "\r=1+2", "'quoted"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cells(path: Path) -> list:
+    """Every cell of a CSV file as the raw text a spreadsheet would get (header excluded)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return [cell for row in list(csv.reader(f))[1:] for cell in row]
+
+
+def is_plain_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return cell.strip() == cell and not any(c.isalpha() for c in cell)
+
+
+def assert_neutralised(path: Path) -> None:
+    for cell in csv_cells(path):
+        assert not cell.startswith(FORMULA_STARTS) or is_plain_number(cell), (path.name, cell)
+
+
+def test_csv_text_neutralises_formulas_keeps_numbers_and_round_trips(tmp_path):
+    from io import StringIO
+
+    from deepfake_keras.io import csv_text, csv_unescape
+
+    table = pd.DataFrame({"name": FORMULA_NAMES, "n": range(-4, 4), "x": [-0.5 * i for i in range(8)],
+                          "numberish": ["-5", "+3", "-2.5e-05", ".5", "-", "-1-1", "004", "plain"]})
+    text = csv_text(table)
+    escaped = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    for cell in escaped["name"]:
+        assert cell.startswith("'")  # every formula-like name, and the one starting with a quote itself
+    assert list(escaped["n"]) == [str(i) for i in range(-4, 4)]  # negative numbers are numbers
+    assert escaped["numberish"].tolist() == ["-5", "+3", "-2.5e-05", ".5", "'-", "'-1-1", "004", "plain"]
+    back = csv_unescape(pd.read_csv(StringIO(text), dtype={"name": str, "numberish": str}, keep_default_na=False))
+    assert back["name"].tolist() == FORMULA_NAMES and back["numberish"].tolist() == table["numberish"].tolist()
+    assert back["x"].tolist() == table["x"].tolist()
+    ordinary = table[["n", "x"]].assign(key=[f"ffpp/c23/original/{i:03d}" for i in range(8)])
+    assert csv_text(ordinary) == ordinary.to_csv(index=False)  # nothing to escape: pandas' own bytes
+    # a carriage return inside a name must not start a new row with a formula
+    inside = pd.DataFrame({"name": ["a\r=cmd|' -C calc'!A0", "b\n@SUM(1+1)", "c"], "n": [1, -2, 3]})
+    path = tmp_path / "inside.csv"
+    path.write_text(csv_text(inside), encoding="utf-8", newline="")
+    assert_neutralised(path)
+    assert csv_cells(path) == ["a\r=cmd|' -C calc'!A0", "1", "b\n@SUM(1+1)", "-2", "c", "3"]
+
+
+def test_store_csvs_neutralise_formula_names_and_the_store_still_works(tmp_path):
+    from deepfake_keras.data.datasets import MANIFEST_COLUMNS
+    from deepfake_keras.io import write_csv
+
+    from ..tiny_store import make_store, noise_crops
+
+    keys = [f"folder/{name}.mp4" for name in FORMULA_NAMES]
+    store = make_store(tmp_path / "store", {k: (i % 2, "=train" if i == 0 else "train", noise_crops(2, i))
+                                            for i, k in enumerate(keys)})
+    meta = {c: "" for c in MANIFEST_COLUMNS}
+    meta.update(video_id="-failed", store_key="folder/-failed.mp4", path="@/not/a/path", label=-1, status="failed",
+                reason="=broken", frames_sampled=0, frames_with_face=0, group="+group")
+    store.write_video("folder/-failed.mp4", [], [], meta)
+    store.rebuild_index()
+    for name in ("faces.csv", "videos.csv", "failures.csv"):
+        assert_neutralised(store.root / name)
+    for key in keys:
+        assert_neutralised(store.root / key / "faces.csv")
+    raw = pd.read_csv(store.root / "videos.csv", dtype=str, keep_default_na=False).set_index("store_key")
+    assert raw.loc["folder/@SUM(1+1).mp4", "video_id"] == "'@SUM(1+1).mp4"  # neutralised the OWASP way
+    assert set(raw.index) == set(keys) | {"folder/-failed.mp4"}  # store keys start with the dataset: never escaped
+    failures = pd.read_csv(store.root / "failures.csv", dtype=str, keep_default_na=False)
+    assert failures[["video_id", "path", "reason"]].values.tolist() == [["'-failed", "'@/not/a/path", "'=broken"]]
+    # the store gives the real names back and works
+    faces = FaceStore.open(store.root).faces()
+    assert sorted(faces["store_key"].unique()) == sorted(keys)
+    assert sorted(faces["video_id"].unique()) == sorted(f"{n}.mp4" for n in FORMULA_NAMES)
+    assert set(faces.loc[faces["store_key"] == keys[0], "split"]) == {"=train"}
+    for crop in faces["crop"]:
+        assert store.load_crop(crop).shape == (32, 32, 3)
+    before = (store.root / "faces.csv").read_bytes()
+    store.rebuild_index()  # reading back and writing again escapes once, not twice
+    assert (store.root / "faces.csv").read_bytes() == before
+    write_csv(tmp_path / "out" / "x.csv", faces)
+    assert_neutralised(tmp_path / "out" / "x.csv")
+
+
+def tiny_video(path: Path) -> None:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "color=c=gray:s=64x64:r=5:d=0.6", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+
+
+def test_extract_of_formula_named_videos_writes_neutral_csvs(tmp_path):
+    """Tiny face-less clips named like formulas: each fails (no face) and lands in failures.csv
+    neutralised; a second run skips them all and rewrites the same bytes."""
+    from deepfake_keras.data.datasets import folder_manifest
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    tiny_video(tmp_path / "clip.mp4")
+    data = (tmp_path / "clip.mp4").read_bytes()
+    names = ["=cmd|' -C calc'!A0.mp4", "@SUM(1+1).mp4", "+x.mp4", "-x.mp4", "-5.mp4"]
+    for name in names:
+        (root / name).write_bytes(data)
+    manifest = folder_manifest(root)
+    out = tmp_path / "store"
+    summary = extract(manifest, out, ExtractConfig(frames_per_video=2, detect_size=320), progress=False)
+    assert (summary.videos, summary.failed) == (5, 5)
+    for name in ("videos.csv", "failures.csv", "faces.csv"):
+        assert_neutralised(out / name)
+    failures = pd.read_csv(out / "failures.csv", dtype=str, keep_default_na=False).set_index("store_key")
+    assert failures.loc["folder/=cmd|' -C calc'!A0.mp4", "video_id"] == "'=cmd|' -C calc'!A0"
+    assert failures.loc["folder/-5.mp4", "video_id"] == "-5"  # a number, not a formula
+    assert set(failures["reason"]) == {"no face found in 2 sampled frame(s)"}
+    store = FaceStore.open(out)
+    assert sorted(store.status(k)["video_id"] for k in manifest["store_key"]) == sorted(n[:-4] for n in names)
+    before = snapshot(out)
+    again = extract(manifest, out, ExtractConfig(frames_per_video=2, detect_size=320), progress=False)
+    assert again.skipped == 5 and snapshot(out) == before
+
+
+# ---------------------------------------------------------------- stores written before the group column
+
+def test_a_store_without_group_loads_and_rebuilds_its_index(tmp_path):
+    import json
+
+    from deepfake_keras.data.datasets import MANIFEST_COLUMNS
+    from deepfake_keras.data.store import VIDEO_COLUMNS
+
+    from ..tiny_store import make_store, noise_crops
+
+    videos = {"ffpp/c23/original/001": (0, "train", noise_crops(2, 1)),
+              "ffpp/c23/Deepfakes/001_002": (1, "test", noise_crops(3, 2))}
+    store = make_store(tmp_path / "store", videos)
+    for path in store.video_jsons():  # as the previous version wrote them: no group
+        meta = json.loads(path.read_text())
+        del meta["group"]
+        path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for name in ("faces.csv", "videos.csv", "failures.csv"):
+        (store.root / name).unlink()
+    per_video = {k: v for k, v in snapshot(store.root).items() if "/" in k}
+    config = ExtractConfig(frames_per_video=8, crop_size=32)  # the tiny store's settings
+    manifest = pd.DataFrame([{**{c: "" for c in MANIFEST_COLUMNS}, "store_key": k, "label": v[0], "split": v[1],
+                              "group": "g"} for k, v in videos.items()])
+    summary = extract(manifest, store.root, config, progress=False)  # everything is there: skipped
+    assert (summary.skipped, summary.done) == (2, 0)
+    faces = FaceStore.open(store.root).faces()
+    assert len(faces) == 5 and set(faces["group"]) == {""}  # the old store's empty group
+    assert faces.groupby("store_key")["split"].first().to_dict() == {k: v[1] for k, v in videos.items()}
+    listed = pd.read_csv(store.root / "videos.csv", keep_default_na=False)
+    assert list(listed.columns) == VIDEO_COLUMNS and set(listed["group"]) == {""}
+    assert {k: v for k, v in snapshot(store.root).items() if "/" in k} == per_video  # stored videos untouched

@@ -53,15 +53,25 @@ def test_tables_and_figures_redraw_from_saved_results(run_dir):
     assert "| Triplets + SGD | reported by the paper | 90.55 | 82.74 | 86.47 | 92.90 | 10.07 |" in before["table_3.md"]
     assert "DEMO" not in before["table_2.md"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    acc = 100 * metrics["test"]["triplet_sgd"]["video"]["accuracy"]
-    assert f"| Triplets (Semi-hard) | 86.74 | {acc:.2f} | paper row |" in before["table_2.md"]
+    acc = {k: 100 * metrics["test"][k]["video"]["accuracy"] for k in ("triplet_rf", "triplet_sgd")}
+    assert f"| Triplets (Semi-hard) | 86.74 | {acc['triplet_rf']:.2f} | paper row |" in before["table_2.md"]  # RF
+    assert f"| Triplets (Semi-hard) + SGD |  | {acc['triplet_sgd']:.2f} |" in before["table_2.md"]
+    # Table III: pristine positive, from the videos' calls (the majority of their frames)
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    test = predictions[predictions["split"] == "test"]
+    called_real = test["triplet_rf_decision"] == 0
+    precision = (called_real & (test["label"] == 0)).sum() / max(called_real.sum(), 1)
+    recall = (called_real & (test["label"] == 0)).sum() / (test["label"] == 0).sum()
+    assert f"| Triplets + RF | measured (this run) | {100 * precision:.2f} | {100 * recall:.2f} |" in before["table_3.md"]
+    assert "pristine as the positive class" in before["table_3.md"] and "had a face" in before["table_3.md"]
     for p in before:
         (run_dir / p).unlink()
     written = reporting.report(run_dir)
     assert {p.name for p in written} >= {"table_2.md", "table_3.md", "table_4.md", "fig_6_tsne.png", "fig_7_roc.png"}
     assert {p: (run_dir / p).read_text() for p in before} == before
     tsne = pd.read_csv(run_dir / "tsne.csv")
-    assert tsne.groupby("panel").size().tolist() == [8, 8, 8]
+    assert tsne.groupby("panel").size().tolist() == [8, 8, 8, 8]
+    assert any("untrained head" in p for p in tsne["panel"].unique())  # Fig. 6(b) as the authors draw it
 
 
 def test_facenet_fallback_is_loud_and_recorded(monkeypatch, capsys):
@@ -101,3 +111,25 @@ def test_run_saves_a_bundle_of_its_best_model(run_dir):
     index = {(k, f): i for i, (k, f) in enumerate(zip(table["store_key"], table["frame"]))}
     rows = [index[k, f] for k, f in zip(frames["store_key"], frames["frame"])]
     np.testing.assert_allclose(bundle.score_embeddings(x[rows]), frames["triplet_sgd"], rtol=0, atol=1e-6)
+
+
+def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypatch, tmp_path):
+    """--seed no longer rebuilds the DEMO dataset: the data comes from --demo-seed (default 0)."""
+    from deepfake_keras.config import TripletExperiment
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def resolve(data_root, kind, seed=0):
+        seen.update(data_root=data_root, kind=kind, seed=seed)
+        raise Stop
+
+    monkeypatch.setattr(ffpp_triplet, "resolve_data_root", resolve)
+    with pytest.raises(Stop):
+        ffpp_triplet.run(TripletExperiment.demo(seed=5), tmp_path / "r", progress=False)
+    assert seen == {"data_root": None, "kind": "ffpp", "seed": 0}
+    with pytest.raises(Stop):
+        ffpp_triplet.run(TripletExperiment.demo(seed=5, demo_seed=2), tmp_path / "r", progress=False)
+    assert seen["seed"] == 2
