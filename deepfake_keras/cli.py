@@ -25,8 +25,14 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
     from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
 
     d = ExtractConfig()
-    p.add_argument("--dataset", required=True, choices=["celebdf", "ffpp", "folder"],
-                   help="layout of --root: Celeb-DF v2, FaceForensics++, or any folder of videos (or one video)")
+    p.add_argument("--dataset", required=True, choices=["celebdf", "ffpp", "dfd", "dfdc", "labelled", "folder"],
+                   help="layout of --root: Celeb-DF v2, FaceForensics++, FF++ DeepFakeDetection (actors), DFDC "
+                        "(dfdc_train_part_N/metadata.json, or a test set's labels.csv), a labelled folder (real/ "
+                        "and fake/ at any depth, or --labels), or any folder of videos (or one video)")
+    p.add_argument("--labels", help="dfdc, labelled: a CSV of labels (labelled: path,label[,group]; label real/fake "
+                                    "or 0/1; dfdc: the test set's filename,label with 1 = fake)")
+    p.add_argument("--missing", choices=["error", "record"], default="error",
+                   help="a video listed in the labels but not on disk: stop (error, default) or record it as failed")
     p.add_argument("--root", required=True, help="the dataset folder as downloaded (never written to)")
     p.add_argument("--out", required=True, help="the face store to fill (created if needed; re-runs resume)")
     p.add_argument("--splits", help="FF++: folder with the official train/val/test.json "
@@ -52,21 +58,32 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes (default 1; 0 = in this process, no protection against decoder crashes)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed in an earlier run")
+    p.add_argument("--allow-other-files", action="store_true",
+                   help="use a store that already holds some of these videos extracted from other files (another "
+                        "dataset root): they are skipped and their stored faces kept (refused by default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run_extract(args) -> int:
     from .data.datasets import LOADERS
     from .data.extract import extract
+    from .data.store import refuse_other_files
 
     config = ExtractConfig(frames_per_video=args.frames_per_video, fps=args.fps, consecutive=args.consecutive,
                            crop_size=args.crop_size, margin=args.margin, detect_size=args.detect_size,
                            min_face=args.min_face, batch_size=args.batch_size)
     if args.dataset == "ffpp":
         manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
+    elif args.dataset == "dfd":
+        manifest = LOADERS["dfd"](args.root, args.compression)
+    elif args.dataset in ("dfdc", "labelled"):
+        manifest = LOADERS[args.dataset](args.root, labels=args.labels, missing=args.missing)
     else:
         manifest = LOADERS[args.dataset](args.root)
     print(f"{len(manifest)} video(s) in {args.root} ({args.dataset}); face store: {args.out}", file=sys.stderr)
+    kept = refuse_other_files(args.out, manifest, allow=args.allow_other_files)
+    if kept:
+        print(f"{len(kept)} video(s) kept as stored from other files (--allow-other-files)", file=sys.stderr)
     summary = extract(manifest, args.out, config, workers=args.workers, retry_failed=args.retry_failed,
                       dataset_roots=[args.root], progress=not args.quiet)
     print(summary)

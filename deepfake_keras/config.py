@@ -51,6 +51,13 @@ class _Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
+MAX_FRAMES = 10_000  # frames per video: a 7-minute clip's every frame at 25 fps
+MAX_FPS = 1_000.0  # frames per second sampled: more than any video has
+MAX_CROP = 2_048  # pixels of a face crop
+MAX_FRAME_SIDE = 16_384  # pixels: frames are shrunk to at most this
+MAX_BATCH = 1_024  # frames per MTCNN batch
+
+
 @dataclass(frozen=True)
 class ExtractConfig(_Settings):
     """How videos become face crops.
@@ -86,12 +93,14 @@ class ExtractConfig(_Settings):
     batch_size: int = 16
 
     def __post_init__(self):
-        if self.frames_per_video < 1:
-            raise ValueError(f"frames_per_video must be >= 1, got {self.frames_per_video}")
-        if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0 (or None for evenly spaced frames), got {self.fps}")
-        if self.crop_size < 16:
-            raise ValueError(f"crop_size must be >= 16 pixels, got {self.crop_size}")
+        for name, low, high in (("frames_per_video", 1, MAX_FRAMES), ("crop_size", 16, MAX_CROP),
+                                ("max_frame_side", 64, MAX_FRAME_SIDE), ("batch_size", 1, MAX_BATCH)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+        if self.fps is not None and not (isinstance(self.fps, (int, float)) and 0 < self.fps <= MAX_FPS):
+            raise ValueError(f"fps must be a number above 0 and at most {MAX_FPS} (or None for evenly spaced frames), "
+                             f"got {self.fps!r}")
         if not 0 <= self.margin <= 2:
             raise ValueError(f"margin must be between 0 and 2 (a fraction of the box side), got {self.margin}")
         if self.detect_size != 0 and self.detect_size < 64:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import write_csv
+
 # ---------------------------------------------------------------- the paper's numbers (percent)
 
 PAPER_TABLE_1 = [  # AUC on Celeb-DF; the first rows are prior methods as reported in the paper (from Celeb-DF's paper)
@@ -72,7 +74,7 @@ def write_table(df: pd.DataFrame, out_dir, name: str, title: str, notes: str = "
     if notes:
         text += f"\n{notes.strip()}\n"
     (out_dir / f"{name}.md").write_text(text)
-    df.to_csv(out_dir / f"{name}.csv", index=False)
+    write_csv(out_dir / f"{name}.csv", df)
     return out_dir / f"{name}.md"
 
 

@@ -56,6 +56,16 @@ class StoreError(ValueError):
     """A face store that cannot be used as asked; the message says why and what to do."""
 
 
+def read_json(path, what: str = "file"):
+    """The JSON of one of the store's files, or a StoreError naming the file and what is wrong."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path}: the store's {what} is not valid JSON ({e}); the store is damaged: delete this "
+                         f"file's folder to extract it again, or use another store") from None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -76,7 +86,7 @@ class FaceStore:
         wanted = {k: config.to_dict()[k] for k in _STORE_SETTINGS}
         if saved.is_file():
             # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
-            have = ExtractConfig.from_dict(json.loads(saved.read_text())).to_dict()
+            have = ExtractConfig.from_dict(read_json(saved, "extraction settings")).to_dict()
             diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
             if diff:
                 desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
@@ -95,7 +105,7 @@ class FaceStore:
         saved = Path(root) / "extract_config.json"
         if not saved.is_file():
             raise StoreError(f"{root} is not a face store (no extract_config.json); run `deepfake-keras extract` first")
-        return cls(root, ExtractConfig.from_dict(json.loads(saved.read_text())))
+        return cls(root, ExtractConfig.from_dict(read_json(saved, "extraction settings")))
 
     # ------------------------------------------------------------ per video
     def video_dir(self, store_key: str) -> Path:
@@ -104,7 +114,18 @@ class FaceStore:
     def status(self, store_key: str):
         """The video's ``video.json`` as a dict, or None if it is not done."""
         path = self.video_dir(store_key) / "video.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(path, "video record") if path.is_file() else None
+
+    def conflicts(self, manifest: pd.DataFrame) -> list:
+        """``[(store_key, stored path, manifest path)]`` of the videos of ``manifest`` that the store already
+        holds from another file: the same store key, another path (e.g. a store filled from one dataset
+        root, reused with another). Extracting would skip them and keep the other file's faces."""
+        out = []
+        for key, path in zip(manifest["store_key"], manifest["path"]):
+            done = self.status(key)
+            if done is not None and str(done.get("path")) != str(path):
+                out.append((key, str(done.get("path")), str(path)))
+        return out
 
     def write_video(self, store_key: str, crops: list, rows: list, meta: dict) -> None:
         """Store one video in one step: ``crops`` [(frame, RGB array)], ``rows`` (dicts with
@@ -154,7 +175,7 @@ class FaceStore:
         metas, face_tables = [], []
         for path in self.video_jsons():
             # stores written before a manifest column (group) was added lack it: empty there
-            meta = {**dict.fromkeys(MANIFEST_COLUMNS, ""), **json.loads(path.read_text())}
+            meta = {**dict.fromkeys(MANIFEST_COLUMNS, ""), **read_json(path, "video record")}
             metas.append(meta)
             faces = csv_unescape(pd.read_csv(path.parent / "faces.csv", dtype={"crop": str}))
             if len(faces):
@@ -190,3 +211,20 @@ class FaceStore:
         if image is None:
             raise StoreError(f"{self.root / crop}: missing or unreadable crop")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def refuse_other_files(store_root, manifest: pd.DataFrame, allow: bool = False) -> list:
+    """The videos of ``manifest`` that the store at ``store_root`` holds from other files
+    (:meth:`FaceStore.conflicts`); a StoreError naming them unless ``allow`` (then they are kept, skipped,
+    and returned). A store that does not exist yet holds nothing."""
+    root = Path(store_root)
+    if not (root / "extract_config.json").is_file():
+        return []
+    found = FaceStore.open(root).conflicts(manifest)
+    if found and not allow:
+        key, had, now = found[0]
+        raise StoreError(f"{root.resolve()} holds {len(found)} of these videos extracted from other files (e.g. "
+                         f"{key}: from {had}, now {now}); they would be skipped and their old faces used. Use another "
+                         f"face store for this dataset, or allow it explicitly to keep the stored faces")
+    return found
+

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
 from ..evaluation import binary_metrics
-from ..io import log, save_json, versions
+from ..io import log, save_json, versions, write_csv
 from .common import (add_faceless, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
                      extract_faces, make_run_dir, resolve_data_root, test_metrics, triplet_spaces, video_predictions)
 
@@ -64,13 +64,13 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     x = embed_faces_of(store, faces, facenet["used"], progress)
     frame_table, training = triplet_rows(x, faces, run_dir / "models", config)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
-    frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
+    write_csv(run_dir / "frame_predictions.csv", frame_table)
     predictions = video_predictions(frame_table, TRIPLET_MODELS, config.video_decision).merge(
         bagged[["store_key", "votes_fake", "vote", "mean_prob"] + [c for c in bagged if c.startswith("bag_")]],
         on="store_key").rename(columns={"vote": "mean_prob_decision"})
     predictions, no_face = add_faceless(predictions, manifest, [*TRIPLET_MODELS, "mean_prob"], config.no_face_score)
     predictions = predictions.rename(columns={"mean_prob_decision": "vote"})
-    predictions.to_csv(run_dir / "predictions.csv", index=False)
+    write_csv(run_dir / "predictions.csv", predictions)
     metrics = {"models": {"mean_prob": f"Ours (Frames only), {config.bags} bags", **TRIPLET_MODELS},
                "test": test_metrics(frame_table, predictions, list(TRIPLET_MODELS)), "training": training,
                "video_decision": config.video_decision,
@@ -104,14 +104,12 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
 
 def hold_out_validation(faces: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Celeb-DF has no validation split: hold out training videos per class, each real clip together
-    with the fakes made from it (a fake in training would show its clip's scene). Marks their faces
-    ``val`` in ``faces`` (in place) and returns the training videos."""
-    from ..data.datasets import celebdf_clip
+    with the fakes made from it (the manifest's ``group``: a fake in training would show its clip's
+    scene). Marks their faces ``val`` in ``faces`` (in place) and returns the training videos."""
     from ..training.splits import split_validation
 
-    clips = {k: celebdf_clip(v, label) for k, v, label in
-             faces[["store_key", "video_id", "label"]].drop_duplicates("store_key").itertuples(index=False)}
-    train_videos, val_videos = split_validation(faces, seed=seed, groups=clips)
+    groups = dict(zip(faces["store_key"], faces["group"]))
+    train_videos, val_videos = split_validation(faces, seed=seed, groups=groups)
     faces.loc[faces["store_key"].isin(set(val_videos["store_key"])), "split"] = "val"
     return train_videos
 

@@ -68,8 +68,9 @@ def extract_faces(manifest: pd.DataFrame, root, store, extract_config, workers: 
     its crops, and this run's split is the one used."""
     from ..data.datasets import MANIFEST_COLUMNS
     from ..data.extract import extract
-    from ..data.store import FaceStore
+    from ..data.store import FaceStore, refuse_other_files
 
+    refuse_other_files(store, manifest)
     log(f"{len(manifest)} videos ({', '.join(f'{k}: {v}' for k, v in manifest['split'].value_counts().items())}); "
         f"extracting faces ({extract_config.frames_per_video} frames per video) into {store}")
     summary = extract(manifest, store, extract_config, workers=workers, dataset_roots=[root], progress=progress)

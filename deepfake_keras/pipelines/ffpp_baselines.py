@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, for_data
-from ..io import log, save_json, versions
+from ..io import log, save_json, versions, write_csv
 from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir, resolve_data_root,
                      video_predictions)
 
@@ -109,7 +109,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
         predictions[key] = predictions["store_key"].map(scores)
     predictions, no_face = add_faceless(predictions, manifest, ["frames_only", *columns], config.no_face_score)
     triplet = triplet_row_for(config, run_dir, root, demo, workers, progress)
-    predictions.to_csv(run_dir / "predictions.csv", index=False)
+    write_csv(run_dir / "predictions.csv", predictions)
 
     metrics = test_metrics(frame_table, predictions, selected, config)
     metrics.update(training=training, sequences=sequences, triplet=triplet,
@@ -156,7 +156,7 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
                                         progress=progress)
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     frame_table["frames_only"] = p_frame
-    frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
+    write_csv(run_dir / "frame_predictions.csv", frame_table)
     record = {**{k: bag[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "counts")},
               "weights": str(weights_file.relative_to(run_dir)), "batch_norm_batches": bag["batch_norm_batches"]}
     return frame_table, features, record

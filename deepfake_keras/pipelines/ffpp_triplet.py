@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExtractConfig, TripletExperiment
-from ..io import log, save_json, versions
+from ..io import log, save_json, versions, write_csv
 from .common import (add_faceless, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
                      fold_summary, make_run_dir, per_method_accuracy, resolve_data_root, splits_of, test_metrics,
                      triplet_spaces, video_predictions)
@@ -83,8 +83,8 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
         training[f"fold_{split['fold']}" if config.folds else "split"] = trained["training"]
         first = first or trained
     frame_table, predictions = pd.concat(frames, ignore_index=True), pd.concat(videos, ignore_index=True)
-    frame_table.to_csv(run_dir / "frame_predictions.csv", index=False)
-    predictions.to_csv(run_dir / "predictions.csv", index=False)
+    write_csv(run_dir / "frame_predictions.csv", frame_table)
+    write_csv(run_dir / "predictions.csv", predictions)
     metrics = {"models": MODELS, "test": test_metrics(frame_table, predictions, MODELS), "training": training,
                "per_method": per_method_accuracy(predictions, MODELS), "video_decision": config.video_decision,
                "counts": counts(manifest, table, tested, summary, config)}
