@@ -143,14 +143,56 @@ def _run_demo_data(args) -> int:
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="a results folder written by an experiment")
+    p.add_argument("run_dir", nargs="+", help="a results folder written by an experiment (several with --cross)")
+    p.add_argument("--cross", action="store_true",
+                   help="put the given evaluations (deepfake-keras evaluate) side by side: one row per model, one "
+                        "column per dataset, video AUC")
+    p.add_argument("--out", help="--cross: folder for cross.md and cross.csv (default: print the table only)")
 
 
 def _run_report(args) -> int:
-    from .reporting import report
+    from .reporting import cross_table, markdown, report
 
-    for path in report(args.run_dir):
+    if args.cross:
+        table, path = cross_table(args.run_dir, args.out)
+        print(markdown(table))
+        if path is not None:
+            print(path)
+        return 0
+    if len(args.run_dir) != 1:
+        raise ValueError("report takes one results folder (several only with --cross)")
+    for path in report(args.run_dir[0]):
         print(path)
+    return 0
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS, LOADERS
+
+    p.add_argument("--model", required=True, metavar="BUNDLE", help="a model bundle folder (<run_dir>/bundle)")
+    p.add_argument("--dataset", required=True, choices=sorted(set(LOADERS) - {"folder"}),
+                   help="the layout of --root (see `deepfake-keras extract --help`)")
+    p.add_argument("--root", required=True, help="the dataset folder as downloaded (never written to)")
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="the dataset's test videos (default) or all of its videos")
+    p.add_argument("--labels", help="dfdc, labelled: a CSV of labels")
+    p.add_argument("--splits", help="ffpp: folder with the official train/val/test.json")
+    p.add_argument("--compression", nargs="+", default=["c40"], choices=FFPP_COMPRESSIONS, help="ffpp, dfd (default c40)")
+    p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS,
+                   help="ffpp: manipulations (default all four)")
+    p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and the bundle's settings)")
+    p.add_argument("--out", help="results folder (default results/evaluate/<timestamp>)")
+    p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_evaluate(args) -> int:
+    from .pipelines.evaluate import EvaluateConfig, run
+
+    config = EvaluateConfig(model=args.model, dataset=args.dataset, root=args.root, split=args.split,
+                            labels=args.labels, splits=args.splits, compression=tuple(args.compression),
+                            methods=tuple(args.methods), store=args.store)
+    run(config, args.out, workers=args.workers, progress=not args.quiet, command=" ".join(args.argv))
     return 0
 
 
@@ -375,7 +417,10 @@ COMMANDS = {
                         _add_celebdf_bagging, _experiment("celebdf_bagging", BaggingExperiment)),
     "ffpp-baselines": ("the FF++ baselines, Table II (= python experiments/ffpp_baselines.py)", _add_ffpp_baselines,
                        _experiment("ffpp_baselines", BaselinesExperiment)),
-    "report": ("redraw the tables and figures of a finished run from its saved results", _add_report, _run_report),
+    "report": ("redraw the tables and figures of a finished run from its saved results (--cross: evaluations side "
+               "by side)", _add_report, _run_report),
+    "evaluate": ("score a labelled dataset with a trained model bundle: metrics, predictions, table, ROC",
+                 _add_evaluate, _run_evaluate),
     "predict": ("score videos with a trained model bundle: JSON report, annotated video, Grad-CAM", _add_predict,
                 _run_predict),
 }

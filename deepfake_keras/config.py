@@ -30,7 +30,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DEEPFAKE_KERAS_CACHE", Path.home() / ".cache" / "deepfake_keras"))
 
 
-class _Settings:
+class Settings:
     """``to_dict``/``from_dict`` (unknown keys ignored, so older records load) and
     :meth:`override` (``None`` values keep the default)."""
 
@@ -59,7 +59,7 @@ MAX_BATCH = 1_024  # frames per MTCNN batch
 
 
 @dataclass(frozen=True)
-class ExtractConfig(_Settings):
+class ExtractConfig(Settings):
     """How videos become face crops.
 
     Sampling: ``fps=None`` takes ``frames_per_video`` evenly spaced frames; a
@@ -113,7 +113,7 @@ AUTHORS_TRIPLET_CODE = "AKASH2907/deepfakes_video_classification, train_triplets
 
 
 @dataclass(frozen=True)
-class HeadConfig(_Settings):
+class HeadConfig(Settings):
     """The triplet head (paper III.E-F) and its training, as the authors' code has them (the paper gives none
     of these; see :mod:`deepfake_keras.models.triplet`). In ``train_triplets_semi_hard.py`` (09.py) of
     AKASH2907/deepfakes_video_classification: ``create_base_network`` (512 -> Dense 256 -> Dropout 0.1 ->
@@ -138,7 +138,7 @@ class HeadConfig(_Settings):
 
 
 @dataclass(frozen=True)
-class XceptionConfig(_Settings):
+class XceptionConfig(Settings):
     """The Xception frame classifier (paper III.B, IV.B.1, IV.C) and its training."""
 
     image_size: int = 299  # Xception's native size and the face store's crop size (the paper's)
@@ -155,7 +155,7 @@ class XceptionConfig(_Settings):
 
 
 @dataclass(frozen=True)
-class BaggingConfig(_Settings):
+class BaggingConfig(Settings):
     """Bagging against the 7:1 imbalance of Celeb-DF (paper IV.B.1)."""
 
     bags: int = 7  # the paper
@@ -171,7 +171,7 @@ VIDEO_DECISIONS = ("majority", "mean")
 
 
 @dataclass(frozen=True)
-class _Experiment(_Settings):
+class _Experiment(Settings):
     """What the three experiments share: the data, the seeds, ``paper()``, ``demo()`` and :func:`for_data`."""
 
     data_root: str | None = None  # None: the built-in DEMO dataset

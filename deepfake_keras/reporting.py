@@ -358,8 +358,62 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     return out
 
 
+def _report_evaluate(run_dir: Path, config: dict, metrics: dict) -> list:
+    """``table.md`` (the bundle on this dataset: video and frame metrics, per-method accuracy) and ``roc.png``."""
+    bundle = config["bundle"]
+    name = f"{config['dataset']} {Path(config['root']).name} ({config['split']})"
+    counts = metrics["counts"]
+    video, frame = metrics.get("video", {}), metrics.get("frame", {})
+    rows = [(level, pct(m.get("auc")), pct(m.get("accuracy")), pct(m.get("precision_fake")), pct(m.get("recall_fake")),
+             pct(m.get("precision_real")), pct(m.get("recall_real")), pct(m.get("eer")))
+            for level, m in (("video", video), ("frame", frame)) if m]
+    table = pd.DataFrame(rows, columns=["Level", "AUC", "Accuracy", "P (fake)", "R (fake)", "P (pristine)",
+                                        "R (pristine)", "EER"])
+    demo = " This model was trained on DEMO data: its verdicts mean nothing on real footage." if bundle.get("demo") \
+        else ""
+    note = (f"Model: {bundle.get('description') or bundle['kind']} ({bundle['path']}), threshold "
+            f"{bundle['threshold']:g}, {bundle['decision']} decision. {counts['scored']} of {counts['videos']} videos "
+            f"scored ({counts['real']} real, {counts['fake']} fake); {counts['no_face']} with no face and "
+            f"{counts['failed']} unreadable left out (listed in predictions.csv). Per method, accuracy on its fakes: "
+            + ", ".join(f"{m} {pct(a)}" for m, a in metrics.get("per_method", {}).items() if a is not None) + "." + demo)
+    out = [write_table(table, run_dir, "table", f"Evaluation on {name}", note)]
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    scored = predictions[predictions["status"] == "scored"]
+    if scored["label"].nunique() == 2:
+        out.append(plot_roc(scored, {bundle.get("model") or bundle["kind"]: "score"}, run_dir / "roc.png",
+                            f"ROC on {name}"))
+    return out
+
+
+def cross_table(run_dirs, out_dir=None) -> tuple:
+    """Several evaluations side by side, the DeepfakeBench way: one row per model, one column per dataset,
+    video AUC (%) in the cells. Returns ``(table, path of cross.md or None)``."""
+    cells = {}
+    for run_dir in run_dirs:
+        run_dir = Path(run_dir)
+        for name in ("config.json", "metrics.json"):
+            if not (run_dir / name).is_file():
+                raise FileNotFoundError(f"{run_dir / name} not found: {run_dir} is not a finished evaluation")
+        config, metrics = load_json(run_dir / "config.json"), load_json(run_dir / "metrics.json")
+        if config.get("experiment") != "evaluate":
+            raise ValueError(f"{run_dir}: a {config.get('experiment')!r} run, not an evaluation (deepfake-keras "
+                             f"evaluate)")
+        bundle = config["bundle"]
+        model = f"{bundle.get('description') or bundle['kind']} [{Path(bundle['path']).parent.name}]"
+        dataset = f"{config['dataset']}: {Path(config['root']).name} ({config['split']})"
+        cells.setdefault(model, {})[dataset] = pct(metrics.get("video", {}).get("auc"))
+    datasets = list(dict.fromkeys(d for row in cells.values() for d in row))
+    table = pd.DataFrame([[model, *[row.get(d) for d in datasets]] for model, row in cells.items()],
+                         columns=["Model", *datasets])
+    path = None
+    if out_dir is not None:
+        path = write_table(table, out_dir, "cross", "Cross-dataset evaluation: video AUC (%)",
+                           "Each cell: the model's video-level AUC on that dataset (deepfake-keras evaluate).")
+    return table, path
+
+
 REPORTS = {"ffpp_triplet": _report_ffpp_triplet, "celebdf_xception_bagging": _report_celebdf,
-           "ffpp_baselines": _report_ffpp_baselines}
+           "ffpp_baselines": _report_ffpp_baselines, "evaluate": _report_evaluate}
 
 
 def report(run_dir) -> list:
