@@ -220,8 +220,8 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
 
 
 def _run_predict(args) -> int:
-    """Exit status 0 all scored, 1 some input failed or had no face (each reported), 2 the bundle cannot
-    be used (a BundleError, before anything is written)."""
+    """Exit status 0 all scored, 1 some input failed, had no face or an output could not be written (each
+    reported), 2 the bundle or --out cannot be used (before any video is scored)."""
     from .inference.bundle import load_bundle
     from .inference.predict import STATUS_SCORED, ok, predict, summary_table
     from .io import log, printable
@@ -235,7 +235,7 @@ def _run_predict(args) -> int:
 
     def say(report):
         if report["status"] != STATUS_SCORED or report.get("errors"):
-            problem = report["error"] or "; ".join(report.get("errors", []))
+            problem = "; ".join(filter(None, [report["error"], *report.get("errors", [])]))
             print(f"deepfake-keras predict: {report['input']}: {report['status']}: {problem}", file=sys.stderr,
                   flush=True)
 

@@ -228,14 +228,16 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
         note += DEMO_NOTE
     out = []
     rows = {"Triplets (Semi-hard)": "triplet_rf", names["triplet_sgd"]: "triplet_sgd",
-            "Triplets (random pick) + RF": "random_rf", names["facenet_sgd"]: "facenet_sgd", names["dense"]: "dense"}
+            "Triplets (random pick) + RF": "random_rf", names["facenet_sgd"]: "facenet_sgd", names["dense"]: "dense",
+            **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr") if k in names}}
     t2 = table_2({name: value(key, "accuracy") for name, key in rows.items()})
     out.append(write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy", demo),
                            note + " The paper's triplet row (86.74 = 242 of 279 videos) is Triplets + RF, as here; "
                                   "SGD beside it. The other paper rows come from ffpp_baselines."))
     table_3_rows = {"Triplets + RF": "triplet_rf", "Triplets + SGD": "triplet_sgd",
                     "Triplets (random pick) + RF": "random_rf", "Triplets (random pick) + SGD": "random_sgd",
-                    names["facenet_sgd"]: "facenet_sgd"}
+                    names["facenet_sgd"]: "facenet_sgd",
+                    **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr") if k in names}}
     t3 = table_3({name: {m: value(key, m) for m in ("precision_real", "recall_real", "f1_real", "auc", "eer")}
                   for name, key in table_3_rows.items()})
     out.append(write_table(t3, run_dir, "table_3", title_of("Table III: semi-hard triplets, P/R/F1/AUC/EER (%)", demo),

@@ -37,23 +37,33 @@ dropout, the bag files); ``source`` (which run and model it came from, its
 test metrics) and ``config`` (the run's resolved ``config.json``); ``files``
 (the sha256 of every other file of the folder).
 
-Loading (:func:`load_bundle`) refuses, with a :class:`BundleError` that names
-the file: a ``bundle.json`` of another format version or made by another
-version of deepfake_keras, scikit-learn (the classifier's internals) or
-TensorFlow/Keras (major.minor); a file whose sha256 differs from ``files``, a
-missing file, a file the map does not list, or a file name that leaves the
-folder; a classifier holding any type outside :data:`TRUSTED_TYPES` (checked
-in the skops file's schema before skops loads it, and again by skops itself
-with only those types trusted); FaceNet weights that are not the ones named.
+Loading (:func:`load_bundle`) refuses, with a :class:`BundleError` (a ValueError) that names the file:
+
+- a ``bundle.json`` larger than :data:`~.schema.MAX_META_BYTES`, not JSON, nested too deeply, of another
+  format version or made by another version of deepfake_keras, scikit-learn (the classifier's
+  internals) or TensorFlow/Keras (major.minor);
+- any field of it that does not fit the format (:data:`COMMON_FIELDS`, the kind's ``Bundle.fields``):
+  a missing or unknown field, a wrong type, a value out of range or not one of the known ones, a
+  file the model is built from that the checksums do not cover; as ``bundle.json: <field>: <problem>``;
+- a symbolic link, FIFO, socket or device anywhere in the folder (nothing outside the folder is ever
+  followed, read or hashed), more than :data:`~.schema.MAX_FILES` files, a file over
+  :data:`~.schema.MAX_FILE_BYTES`, a folder over :data:`~.schema.MAX_BUNDLE_BYTES`;
+- a file whose sha256 differs from ``files``, a missing file, a file the map does not list, or a file
+  name that leaves the folder;
+- a classifier holding any type outside :data:`TRUSTED_TYPES` (checked in the skops file's schema
+  before skops loads it, and again by skops itself with only those types trusted), or one that
+  inflates past :data:`~.schema.MAX_CLASSIFIER_BYTES`; a weights file with links to other files or
+  datasets larger than the file; FaceNet weights that are not the ones named.
+
 The hashes catch corruption, a swapped or edited weights file and mixed-up
 bundles; they are not a signature (whoever can edit ``bundle.json`` can edit
 the hashes too), which is why no bundle file is ever loaded in a way that can
-run code.
+run code, and why every value that shapes the model or the run is checked.
 """
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 import os
 import shutil
 import time
@@ -66,7 +76,16 @@ import pandas as pd
 
 from ..config import ExtractConfig
 from ..evaluation import AGGREGATIONS
-from ..io import save_json, sha256_of, versions
+from ..io import printable, save_json, sha256_of, versions
+from . import schema as sc
+from .schema import (Boolean, BundleError, Choice, Const, FileName, Free, Integer, MapOf, Number, Record,
+                     SchemaError, Sha256, Text, check_weights_file, read_regular, scan_folder,
+                     size_text)
+
+__all__ = ["BAGS_DIR", "BUNDLE_FILE", "CLASSIFIER_FILE", "CLASSIFIER_TYPES", "COMMON_FIELDS", "DECISIONS",
+           "EXTRACT_FIELDS", "FORMAT", "FORMAT_VERSION", "TRUSTED_TYPES", "Bundle", "BundleError", "bundle_bytes",
+           "check_classifier_types", "check_weights_file", "listing", "new_bundle_dir", "read_bundle_meta",
+           "safe_name", "skops_types", "source_summary", "type_name", "validate_meta"]
 
 FORMAT = "deepfake_keras-bundle"
 FORMAT_VERSION = 1
@@ -100,14 +119,52 @@ CLASSIFIER_TYPES = frozenset({
     "sklearn.linear_model._stochastic_gradient.SGDClassifier",
     "sklearn.pipeline.Pipeline",
 })
+
 #: libraries whose version must match for a bundle to load: exactly, or in (major, minor)
 EXACT_VERSIONS = ("deepfake_keras", "scikit-learn")
 MINOR_VERSIONS = ("tensorflow", "keras")
 
 
-class BundleError(ValueError):
-    """A bundle that cannot be saved or loaded as asked; the message names the folder, the file and
-    the problem."""
+def _extract_rule(e: dict):
+    if e["detect_size"] != 0 and e["detect_size"] < 64:
+        return f"detect_size must be 0 (full resolution) or >= 64 pixels, got {e['detect_size']}"
+    held = e["frames_per_video"] * e["max_frame_side"] ** 2 * 3
+    if held > sc.MAX_FRAME_BYTES:
+        return (f"frames_per_video {e['frames_per_video']} at max_frame_side {e['max_frame_side']} would hold "
+                f"{held / sc.GIB:.1f} GiB of frames per video, more than {sc.MAX_FRAME_BYTES / sc.GIB:g} GiB")
+    return None
+
+
+#: ``extract``: every field of :class:`~deepfake_keras.config.ExtractConfig` (a field added there is
+#: added here), with the range a bundle may use
+EXTRACT_FIELDS = {
+    "frames_per_video": Integer(1, 256),  # the paper: 10-25; the sequence models: 32
+    "fps": Number(0.01, 240, nullable=True),
+    "consecutive": Boolean(),
+    "crop_size": Integer(16, 512),  # Xception's 299, FaceNet's 160
+    "margin": Number(0, 2),
+    "detect_size": Integer(0, 7680),
+    "min_face": Number(0, 0.9),
+    "max_frame_side": Integer(64, 7680),
+    "batch_size": Integer(1, 256),
+}
+
+#: the fields of every ``bundle.json`` (each kind adds its own, ``Bundle.fields``): a new field of the
+#: format is one line here (``required=False`` where bundles written before it must still load)
+COMMON_FIELDS = {
+    "format": Const(FORMAT),
+    "format_version": Const(FORMAT_VERSION),
+    "kind": Text(32),
+    "created": Text(64),
+    "versions": MapOf(Text(64), Text(128), max_len=64),
+    "extract": Record(EXTRACT_FIELDS, rule=_extract_rule),
+    "threshold": Number(0, 1, open_=True),  # 0 or 1 would call every video fake (or real)
+    "aggregation": Choice(AGGREGATIONS),
+    "decision": Choice(DECISIONS),
+    "source": Free(required=False),  # which run the model came from; reports copy a bounded summary
+    "config": Free(required=False),  # the run's resolved config.json
+    "files": MapOf(FileName(), Sha256(), min_len=1, max_len=sc.MAX_FILES),
+}
 
 
 def _major_minor(v: str) -> tuple:
@@ -118,31 +175,49 @@ def type_name(obj) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+# --------------------------------------------------------------------------- the classifier and weights files
+
 def skops_types(data: bytes) -> set:
-    """Every ``module.Class`` named in the schema of a skops file (its bytes), without loading it."""
+    """Every ``module.Class`` named in the schema of a skops file (its bytes), without loading it.
+    Refuses (BundleError) a file that is not a zip, has more than :data:`~.schema.MAX_SKOPS_ENTRIES`
+    entries, inflates past :data:`~.schema.MAX_CLASSIFIER_BYTES` or :data:`~.schema.MAX_INFLATION`
+    times its size, or whose schema nests deeper than :data:`~.schema.MAX_SKOPS_DEPTH`."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            schema = json.loads(z.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+            entries = z.infolist()
+            inflated = sum(e.file_size for e in entries)
+            if len(entries) > sc.MAX_SKOPS_ENTRIES:
+                raise BundleError(f"{len(entries)} entries, more than {sc.MAX_SKOPS_ENTRIES}; refused")
+            if inflated > min(sc.MAX_CLASSIFIER_BYTES, sc.MAX_INFLATION * len(data) + sc.MIB):
+                raise BundleError(f"inflates to {size_text(inflated)} from {size_text(len(data))} (at most "
+                                  f"{sc.MAX_INFLATION} times its size and {size_text(sc.MAX_CLASSIFIER_BYTES)}); "
+                                  f"refused")
+            info = z.getinfo("schema.json")
+            if info.file_size > sc.MAX_SKOPS_SCHEMA_BYTES:
+                raise BundleError(f"schema.json of {size_text(info.file_size)}; refused")
+            raw = z.read(info)
+    except BundleError:
+        raise
+    except Exception as e:  # zipfile raises many kinds on a crafted archive
         raise BundleError(f"not a skops file ({type(e).__name__}: {e})") from None
-    found = set()
-
-    def walk(node):
+    schema = sc.parse_json(raw, "schema.json", sc.MAX_SKOPS_DEPTH)
+    found, stack = set(), [schema]
+    while stack:  # no recursion: any nesting is walked
+        node = stack.pop()
         if isinstance(node, dict):
             if "__class__" in node and "__module__" in node:
                 found.add(f"{node['__module__']}.{node['__class__']}")
-            for value in node.values():
-                walk(value)
+            stack.extend(node.values())
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
+            stack.extend(node)
     return found
 
 
 def check_classifier_types(data: bytes, where: str) -> None:
-    types = skops_types(data)
+    try:
+        types = skops_types(data)
+    except BundleError as e:
+        raise BundleError(f"{where}: {e}") from None
     bad = sorted(types - TRUSTED_TYPES)
     if bad:
         raise BundleError(f"{where}: holds types outside the trusted list ({', '.join(bad)}); refused. A bundle's "
@@ -150,19 +225,29 @@ def check_classifier_types(data: bytes, where: str) -> None:
                           f"deepfake_keras.inference.base.TRUSTED_TYPES)")
 
 
+# --------------------------------------------------------------------------- the folder
+
 def safe_name(name: str, root: Path) -> Path:
     """``root / name`` for a relative POSIX file name that stays inside ``root``, else BundleError."""
-    p = PurePosixPath(str(name))
-    if not str(name) or p.is_absolute() or ".." in p.parts or "\\" in str(name) or str(name).startswith("~"):
-        raise BundleError(f"{root / BUNDLE_FILE}: file name {name!r} leaves the bundle folder; refused")
-    return root.joinpath(*p.parts)
+    problem = sc.file_name_problem(name)
+    if problem:
+        raise BundleError(f"{root / BUNDLE_FILE}: {problem}")
+    return root.joinpath(*PurePosixPath(name).parts)
+
+
+def bundle_bytes(root: Path, meta: dict, name: str, cap: int) -> bytes:
+    """The bytes of the bundle file ``name`` (listed in ``files``), checked against its sha256 as read
+    (so the bytes used are the bytes checked)."""
+    path = safe_name(name, root)
+    data = read_regular(path, cap)
+    if hashlib.sha256(data).hexdigest() != meta["files"].get(name):
+        raise BundleError(f"{printable(path)}: changed since the bundle was made; refused")
+    return data
 
 
 def listing(root: Path) -> list:
     """Every file under ``root`` but bundle.json, as POSIX names relative to ``root``."""
-    return sorted(name for name in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-                  if name != BUNDLE_FILE)
-
+    return sorted(name for name in scan_folder(root) if name != BUNDLE_FILE)
 
 
 # --------------------------------------------------------------------------- the base of every kind
@@ -178,6 +263,8 @@ class Bundle:
 
     kind = ""
     decisions = ("score",)
+    #: the kind's own fields of bundle.json (beside :data:`COMMON_FIELDS`), see :mod:`.schema`
+    fields: dict = {}
 
     def __init__(self, path, meta: dict):
         self.path = Path(path)
@@ -235,10 +322,13 @@ class Bundle:
         out = Path(out_dir)
         if not isinstance(extract_config, ExtractConfig):
             raise BundleError(f"extract_config must be an ExtractConfig, got {type(extract_config).__name__}")
-        if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and 0 <= threshold <= 1):
-            raise BundleError(f"threshold must be a number in [0, 1], got {threshold!r}")
-        if aggregation not in AGGREGATIONS:
-            raise BundleError(f"aggregation must be one of {sorted(AGGREGATIONS)}, got {aggregation!r}")
+        common = {"extract": extract_config.to_dict(), "threshold": threshold, "aggregation": aggregation,
+                  "decision": decision}
+        try:
+            for key, value in common.items():
+                COMMON_FIELDS[key].check(value, key)
+        except SchemaError as e:
+            raise BundleError(f"cannot save a bundle: {e}") from None
         if decision not in cls.decisions:
             raise BundleError(f"decision of a {cls.kind} bundle must be one of {cls.decisions}, got {decision!r}")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -253,6 +343,7 @@ class Bundle:
         try:
             meta.update(fill(tmp))
             meta["files"] = {name: sha256_of(tmp / name) for name in listing(tmp)}
+            validate_meta(meta, cls, tmp / BUNDLE_FILE)  # what is saved is what loads
             save_json(tmp / BUNDLE_FILE, meta)
             if out.exists():
                 out.rmdir()  # empty, checked above
@@ -266,32 +357,56 @@ class Bundle:
 
 # --------------------------------------------------------------------------- reading
 
-def read_bundle_meta(path) -> dict:
-    """``bundle.json`` of the bundle at ``path``, checked (format, versions, file hashes, names),
-    without loading any model. Raises :class:`BundleError`."""
+def validate_meta(meta: dict, kind_class, where) -> None:
+    """Check ``bundle.json``'s content against :data:`COMMON_FIELDS` and ``kind_class.fields``, and its
+    decision against the kind's; BundleError ``<where>: <field>: <what is wrong>``."""
+    try:
+        sc.validate(meta, {**COMMON_FIELDS, **kind_class.fields})
+    except SchemaError as e:
+        raise BundleError(f"{printable(where)}: {e}") from None
+    if meta["decision"] not in kind_class.decisions:
+        raise BundleError(f"{printable(where)}: decision: a {kind_class.kind} bundle decides by "
+                          f"{' or '.join(kind_class.decisions)}, got {meta['decision']!r}")
+
+
+def read_bundle_meta(path, kinds: dict) -> dict:
+    """``bundle.json`` of the bundle at ``path``, checked (size, format, versions, every field against
+    the schema of its kind, one of ``kinds`` {name: Bundle subclass}; the folder holds only regular
+    files, exactly those listed, each of the sha256 listed), without loading any model. Raises
+    :class:`BundleError`."""
     root = Path(path)
     meta_path = root / BUNDLE_FILE
     if not root.is_dir():
-        raise BundleError(f"{root}: no such folder; --model takes a bundle folder (an experiment writes one "
-                          f"to <run_dir>/bundle)")
-    if not meta_path.is_file():
+        raise BundleError(f"{root}: {'not a folder' if os.path.lexists(root) else 'no such folder'}; --model takes "
+                          f"a bundle folder (an experiment writes one to <run_dir>/bundle)")
+    if not os.path.lexists(meta_path):
         hint = next((f"; did you mean {c.parent}?" for c in sorted(root.glob(f"bundle*/{BUNDLE_FILE}"))), "")
         raise BundleError(f"{root}: not a model bundle (no {BUNDLE_FILE}){hint}")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
+        meta = sc.parse_json(read_regular(meta_path, sc.MAX_META_BYTES), str(meta_path))
+    except SchemaError as e:
+        raise BundleError(str(e)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BundleError(f"{meta_path}: not a deepfake_keras bundle (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        found = sc.shown(meta.get("format")) if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+        raise BundleError(f"{meta_path}: not a deepfake_keras bundle (format {found})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{meta_path}: bundle format version {meta.get('format_version')!r}, this deepfake_keras "
-                          f"reads version {FORMAT_VERSION}; use the deepfake_keras that made it")
+        raise BundleError(f"{meta_path}: bundle format version {sc.shown(meta.get('format_version'))}, this "
+                          f"deepfake_keras reads version {FORMAT_VERSION}; use the deepfake_keras that made it")
+    if not isinstance(meta.get("versions"), dict):
+        raise BundleError(f"{meta_path}: versions: missing or not an object")
     _check_versions(meta, meta_path)
-    for key in ("extract", "threshold", "aggregation", "decision"):
-        if key not in meta:
-            raise BundleError(f"{meta_path}: no {key!r}")
+    kind = meta.get("kind")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise BundleError(f"{root}: unknown bundle kind {sc.shown(kind)}; one of {sorted(kinds)}")
+    validate_meta(meta, kinds[kind], meta_path)
     _check_files(meta, root)
     return meta
+
+
+def source_summary(meta: dict):
+    """A bounded copy of the bundle's ``source`` (which run and model it came from, its test metrics),
+    for every report (:func:`~.schema.bounded_copy`)."""
+    return sc.bounded_copy(meta.get("source") or {})
 
 
 def _check_versions(meta: dict, meta_path: Path) -> None:
@@ -310,21 +425,28 @@ def _check_versions(meta: dict, meta_path: Path) -> None:
 
 
 def _check_files(meta: dict, root: Path) -> None:
-    files = meta.get("files")
-    if not isinstance(files, dict) or not files:
-        raise BundleError(f"{root / BUNDLE_FILE}: no 'files' map of sha256 checksums")
-    for name in files:
-        safe_name(name, root)
-    missing = sorted(n for n in files if not safe_name(n, root).is_file())
+    files = meta["files"]  # names checked by the schema
+    if BUNDLE_FILE in files:
+        raise BundleError(f"{root / BUNDLE_FILE}: files: lists {BUNDLE_FILE} itself; refused")
+    found = scan_folder(root)  # refuses links and special files before anything is opened
+    missing = sorted(n for n in files if n not in found)
     if missing:
         raise BundleError(f"{root}: file {missing[0]} is missing from the bundle"
                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    extra = sorted(set(listing(root)) - set(files))
+    extra = sorted(set(found) - set(files) - {BUNDLE_FILE})
     if extra:
-        raise BundleError(f"{root}: file {extra[0]} is not part of the bundle (not in {BUNDLE_FILE}'s file list); "
-                          f"refused. Remove it, or use the bundle as the experiment wrote it")
+        raise BundleError(f"{root}: file {printable(extra[0])} is not part of the bundle (not in {BUNDLE_FILE}'s "
+                          f"file list); refused. Remove it, or use the bundle as the experiment wrote it")
+    big = sorted(n for n in files if found[n] > sc.MAX_FILE_BYTES)
+    if big:
+        raise BundleError(f"{root / big[0]}: {size_text(found[big[0]])}, more than the "
+                          f"{size_text(sc.MAX_FILE_BYTES)} a bundle file may have; refused")
+    total = sum(found[n] for n in files)
+    if total > sc.MAX_BUNDLE_BYTES:
+        raise BundleError(f"{root}: its files hold {size_text(total)}, more than the "
+                          f"{size_text(sc.MAX_BUNDLE_BYTES)} a bundle may have; refused")
     for name, digest in sorted(files.items()):
-        got = sha256_of(safe_name(name, root))
+        got = sc.hash_regular(safe_name(name, root), sc.MAX_FILE_BYTES)
         if got != digest:
             raise BundleError(f"{root / name}: changed since the bundle was made (sha256 {got}, bundle.json says "
                               f"{digest}); refused")

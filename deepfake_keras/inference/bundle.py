@@ -13,16 +13,14 @@ KINDS = {cls.kind: cls for cls in (TripletBundle, XceptionBundle)}
 
 
 def load_bundle(path, **options) -> Bundle:
-    """Load and verify the bundle at ``path``: its ``bundle.json`` is checked (format, versions, file
-    hashes, names) before its kind's class loads any model. ``options`` go to the kind's ``load``
-    (triplet bundles: ``facenet=(model, spec)`` of an already loaded FaceNet, ``facenet_file`` for
-    weights outside the registry). Raises :class:`~.base.BundleError`."""
+    """Load and verify the bundle at ``path``: its ``bundle.json`` is checked (size, format, versions,
+    every field, the folder's files and their hashes) before its kind's class loads any model.
+    ``options`` go to the kind's ``load`` (triplet bundles: ``facenet=(model, spec)`` of an already
+    loaded FaceNet, ``facenet_file`` for weights outside the registry). Raises
+    :class:`~.base.BundleError`."""
     root = Path(path)
-    meta = read_bundle_meta(root)
-    kind = KINDS.get(meta.get("kind"))
-    if kind is None:
-        raise BundleError(f"{root}: unknown bundle kind {meta.get('kind')!r}; one of {sorted(KINDS)}")
-    return kind.load(root, meta, **options)
+    meta = read_bundle_meta(root, KINDS)  # every field checked against its kind's schema
+    return KINDS[meta["kind"]].load(root, meta, **options)
 
 
 def save_bundle(out_dir, kind: str, **settings):

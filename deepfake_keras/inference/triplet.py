@@ -15,10 +15,38 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ExtractConfig
+from ..weights import STANDARDIZATIONS
 from .base import (BUNDLE_FILE, CLASSIFIER_FILE, CLASSIFIER_TYPES, TRUSTED_TYPES, Bundle, BundleError,
-                   check_classifier_types, safe_name, type_name)
+                   bundle_bytes, check_classifier_types, safe_name, type_name)
+from .schema import (MAX_CLASSIFIER_BYTES, MAX_HEAD_LAYERS, MAX_HEAD_PARAMS, MAX_RECORD_BYTES, Boolean, Choice,
+                     FileRef, Integer, ListOf, Number, Record, SchemaError, Sha256, Text, check_weights_file,
+                     parse_json, validate)
 
-_FACENETS: dict = {}
+
+def _head_size(s: dict):
+    dims = [s["input_dim"], *s["units"], s["embedding_dim"]]
+    params = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+    return None if params <= MAX_HEAD_PARAMS else f"a head of {params:,} parameters, more than {MAX_HEAD_PARAMS:,}"
+
+
+#: ``triplet_head.json``: a training record (its other keys are not read) whose ``settings`` rebuild the
+#: head; what shapes the model is checked here before anything is built
+HEAD_RECORD_FIELDS = {
+    "settings": Record({"input_dim": Integer(1, 4096), "units": ListOf(Integer(1, 8192), 0, MAX_HEAD_LAYERS),
+                        "embedding_dim": Integer(1, 8192), "dropout": Number(0, 0.99),
+                        "normalize": Boolean(required=False),  # absent in records before it: normalised
+                        "initializer": Text(40, r"[A-Za-z_]+", required=False)},  # a Keras initializer's name
+                       extra=True, rule=_head_size),
+}
+#: the triplet kind's fields of bundle.json (see :data:`.base.COMMON_FIELDS`)
+TRIPLET_FIELDS = {
+    "facenet": Record({"name": Text(64, r"[A-Za-z0-9._-]+"), "sha256": Sha256(), "dim": Integer(1, 4096),
+                       "file": Text(255, nullable=True), "standardization": Choice(STANDARDIZATIONS),
+                       "image_size": Integer(32, 1024), "margin": Number(0, 2)}),
+    "triplet_head": Record({"weights": FileRef(), "settings": FileRef(), "input_dim": Integer(1, 4096),
+                            "embedding_dim": Integer(1, 8192)}),
+    "classifier": Record({"file": FileRef(), "type": Choice(CLASSIFIER_TYPES), "n_features": Integer(1, 8192)}),
+}
 
 
 class TripletBundle(Bundle):
@@ -27,6 +55,7 @@ class TripletBundle(Bundle):
 
     kind = "triplet"
     decisions = ("score",)
+    fields = TRIPLET_FIELDS
 
     def __init__(self, path, meta: dict):
         super().__init__(path, meta)
@@ -70,34 +99,33 @@ class TripletBundle(Bundle):
         return self
 
     def _load(self, root: Path, meta: dict, facenet, facenet_file) -> None:
+        """Every field was checked by :func:`.base.read_bundle_meta`; here the parts are checked to fit
+        one another and loaded, each file from the bytes whose sha256 is checked."""
         import skops.io as sio
 
         from ..models.triplet import head_from_record
         from ..weights import WEIGHTS, spec_for_file
 
         where = root / BUNDLE_FILE
-        for key in ("facenet", "triplet_head", "classifier"):
-            if not isinstance(meta.get(key), dict):
-                raise BundleError(f"{where}: a triplet bundle needs {key!r}")
-        fn = meta["facenet"]
-        spec = WEIGHTS.get(fn.get("name"))
+        fn, th, cl = meta["facenet"], meta["triplet_head"], meta["classifier"]
+        spec = WEIGHTS.get(fn["name"])
         if facenet_file is not None:
             if not Path(facenet_file).is_file():
                 raise BundleError(f"--facenet {facenet_file}: no such file")
-            spec = spec_for_file(facenet_file, fn.get("standardization"))
+            spec = spec_for_file(facenet_file, fn["standardization"])
             self.facenet_file = Path(facenet_file)
         elif spec is None and facenet is None:
-            raise BundleError(f"{where}: the model was trained on the FaceNet weights file {fn.get('file')!r} (sha256 "
-                              f"{fn.get('sha256')}), which is not in deepfake_keras' weights registry; give that file "
+            raise BundleError(f"{where}: the model was trained on the FaceNet weights file {fn['file']!r} (sha256 "
+                              f"{fn['sha256']}), which is not in deepfake_keras' weights registry; give that file "
                               f"(--facenet PATH)")
         elif spec is None:
             spec = facenet[1]
         if spec.kind != "facenet":
             raise BundleError(f"{where}: {spec.name!r} is not a FaceNet")
-        if spec.sha256 != fn.get("sha256") or spec.dim != fn.get("dim"):
+        if spec.sha256 != fn["sha256"] or spec.dim != fn["dim"]:
             have = f"--facenet {facenet_file}" if facenet_file is not None else f"the registry's {spec.name}"
-            raise BundleError(f"{where}: the model was trained on FaceNet {fn.get('name')} (sha256 {fn.get('sha256')}, "
-                              f"{fn.get('dim')}-d); {have} is sha256 {spec.sha256} ({spec.dim}-d): not the weights the "
+            raise BundleError(f"{where}: the model was trained on FaceNet {fn['name']} (sha256 {fn['sha256']}, "
+                              f"{fn['dim']}-d); {have} is sha256 {spec.sha256} ({spec.dim}-d): not the weights the "
                               f"model was trained on")
         self.facenet_spec = replace(spec, standardization=fn["standardization"])
         if facenet is not None:
@@ -108,36 +136,47 @@ class TripletBundle(Bundle):
                                   f"{fn['standardization']})")
             self._facenet_model = model
 
-        th = meta["triplet_head"]
         settings_path = safe_name(th["settings"], root)
-        record = json.loads(settings_path.read_text(encoding="utf-8"))
-        s = record.get("settings", {})
+        record = parse_json(bundle_bytes(root, meta, th["settings"], MAX_RECORD_BYTES), str(settings_path))
+        try:
+            validate(record, HEAD_RECORD_FIELDS, extra=True)
+        except SchemaError as e:
+            raise BundleError(f"{settings_path}: {e}") from None
+        s = record["settings"]
+        for name, got, want, what in (("triplet_head.input_dim", th["input_dim"], fn["dim"], "facenet.dim"),
+                                      ("triplet_head.embedding_dim", th["embedding_dim"], cl["n_features"],
+                                       "classifier.n_features")):
+            if got != want:
+                raise BundleError(f"{where}: {name}: {got}, but {what} is {want}")
+        for name in ("input_dim", "embedding_dim"):
+            if s[name] != th[name]:
+                raise BundleError(f"{settings_path}: settings.{name}: {s[name]}, but {BUNDLE_FILE} says "
+                                  f"triplet_head.{name} {th[name]}")
         try:
             head = head_from_record(record)
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{settings_path}: cannot rebuild the head from its settings ({e})") from None
-        if int(s["input_dim"]) != int(fn["dim"]):
-            raise BundleError(f"{settings_path}: the head takes {s['input_dim']}-d inputs, FaceNet gives {fn['dim']}-d")
         weights_path = safe_name(th["weights"], root)
+        check_weights_file(weights_path)
         try:
             head.load_weights(str(weights_path))
         except Exception as e:  # h5py / Keras errors of a file that does not fit
             raise BundleError(f"{weights_path}: cannot be loaded into the head ({type(e).__name__}: {e})") from None
         self.head = head
 
-        clf_path = safe_name(meta["classifier"]["file"], root)
-        data = clf_path.read_bytes()
+        clf_path = safe_name(cl["file"], root)
+        data = bundle_bytes(root, meta, cl["file"], MAX_CLASSIFIER_BYTES)
         check_classifier_types(data, str(clf_path))
         try:
             untrusted = sio.get_untrusted_types(data=data)
             classifier = sio.loads(data, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
         except Exception as e:  # skops refuses (UntrustedTypesFoundException) or the file is broken
             raise BundleError(f"{clf_path}: cannot be loaded safely ({type(e).__name__}: {e})") from None
-        if type_name(classifier) not in CLASSIFIER_TYPES or not hasattr(classifier, "predict_proba"):
-            raise BundleError(f"{clf_path}: holds a {type_name(classifier)}, not one of {sorted(CLASSIFIER_TYPES)}")
+        if type_name(classifier) != cl["type"] or not hasattr(classifier, "predict_proba"):
+            raise BundleError(f"{clf_path}: holds a {type_name(classifier)}, {BUNDLE_FILE} says {cl['type']}")
         n_in = getattr(classifier, "n_features_in_", None)
-        if n_in is not None and int(n_in) != int(s["embedding_dim"]):
-            raise BundleError(f"{clf_path}: the classifier takes {n_in} features, the head gives {s['embedding_dim']}")
+        if n_in is not None and int(n_in) != cl["n_features"]:
+            raise BundleError(f"{clf_path}: the classifier takes {n_in} features, the head gives {cl['n_features']}")
         self.classifier = classifier
 
     # ------------------------------------------------------------- scoring
@@ -185,10 +224,11 @@ def _write_triplet(folder: Path, head, head_record, classifier, facenet, facenet
     if head is None or head_record is None or classifier is None or facenet is None:
         raise BundleError("a triplet bundle needs head, head_record, classifier and facenet")
     spec = facenet if isinstance(facenet, WeightSpec) else resolve_facenet(facenet)
-    settings = head_record.get("settings", {})
-    for key in ("input_dim", "units", "embedding_dim", "dropout"):
-        if key not in settings:
-            raise BundleError(f"head_record['settings'] has no {key!r}; pass the record of train_triplet_head")
+    try:  # as it will be read back from triplet_head.json
+        validate(json.loads(json.dumps(head_record)), HEAD_RECORD_FIELDS, "head_record", extra=True)
+    except SchemaError as e:
+        raise BundleError(f"{e}; pass the record of train_triplet_head") from None
+    settings = head_record["settings"]
     if int(settings["input_dim"]) != int(spec.dim) or int(head.input_shape[-1]) != int(spec.dim):
         raise BundleError(f"the head takes {head.input_shape[-1]}-d inputs but FaceNet {spec.name} gives "
                           f"{spec.dim}-d embeddings")

@@ -12,6 +12,14 @@ import pandas as pd
 
 from ..config import ExtractConfig, XceptionConfig
 from .base import BAGS_DIR, BUNDLE_FILE, Bundle, BundleError, safe_name
+from .schema import MAX_BAGS, FileRef, Integer, ListOf, Number, Record, check_weights_file
+
+#: the xception kind's fields of bundle.json (see :data:`.base.COMMON_FIELDS`); image_size is also
+#: checked against Keras' smallest Xception input (``models.xception.MIN_IMAGE_SIZE``) when loading
+XCEPTION_FIELDS = {
+    "xception": Record({"image_size": Integer(1, 512), "fc_units": Integer(1, 8192), "dropout": Number(0, 0.99),
+                        "bags": ListOf(FileRef(), 1, MAX_BAGS, unique=True)}),
+}
 
 
 class XceptionBundle(Bundle):
@@ -19,6 +27,7 @@ class XceptionBundle(Bundle):
 
     kind = "xception"
     decisions = ("vote", "score")
+    fields = XCEPTION_FIELDS
 
     def __init__(self, path, meta: dict):
         super().__init__(path, meta)
@@ -48,18 +57,19 @@ class XceptionBundle(Bundle):
         from ..training.fit import load_weights
 
         self = cls(root, meta)
-        where = root / BUNDLE_FILE
-        x = meta.get("xception")
-        if not isinstance(x, dict) or not x.get("bags"):
-            raise BundleError(f"{where}: an xception bundle needs 'xception' with its 'bags'")
+        x = meta["xception"]  # every field checked by read_bundle_meta
+        image_size, fc_units, dropout = x["image_size"], x["fc_units"], float(x["dropout"])
+        if image_size < xc.MIN_IMAGE_SIZE:
+            raise BundleError(f"{root / BUNDLE_FILE}: xception.image_size: must be at least {xc.MIN_IMAGE_SIZE} "
+                              f"(Keras' smallest Xception input), got {image_size}")
         for name in x["bags"]:
             path = safe_name(name, root)
-            image_size, fc_units, dropout = int(x["image_size"]), int(x["fc_units"]), float(x["dropout"])
+            check_weights_file(path)
             try:
                 model = load_weights(xc.build_xception(image_size, weights=None, fc_units=fc_units,
                                                        dropout=dropout), path)
             except Exception as e:
-                raise BundleError(f"{path}: cannot be loaded into an Xception of {x['image_size']} px "
+                raise BundleError(f"{path}: cannot be loaded into an Xception of {image_size} px "
                                   f"({type(e).__name__}: {e})") from None
             self.bags.append(model)
         return self

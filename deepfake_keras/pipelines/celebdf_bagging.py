@@ -25,7 +25,8 @@ from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
 from ..evaluation import binary_metrics
 from ..io import log, save_json, versions, write_csv
 from .common import (add_faceless, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
-                     extract_faces, make_run_dir, resolve_data_root, test_metrics, triplet_spaces, video_predictions)
+                     extract_faces, make_run_dir, quiet_retracing_warnings, resolve_data_root, test_metrics,
+                     triplet_spaces, video_predictions)
 
 EXPERIMENT = "celebdf_xception_bagging"
 TRIPLET_MODELS = {"triplet_sgd": "Ours (Triplets) + SGD", "triplet_rf": "Ours (Triplets) + RF"}
@@ -43,6 +44,7 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
 
     started = time.time()
     deterministic(config.seed)
+    quiet_retracing_warnings()
     root, demo = resolve_data_root(config.data_root, "celebdf", config.demo_seed)
     log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaggingExperiment.paper()})")
     run_dir = make_run_dir(out, EXPERIMENT)

@@ -152,9 +152,11 @@ def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard"
     return spaces, training
 
 
-def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"), rows=None) -> tuple:
+def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"), rows=None,
+                      scale: bool = False) -> tuple:
     """Classifiers fitted on the train rows of each space: ``({f"{space}_{kind}": P(fake) of every row},
-    {same keys: the fitted classifier})``; scores only of the ``rows`` (a mask or index) if given."""
+    {same keys: the fitted classifier})``; scores only of the ``rows`` (a mask or index) if given;
+    ``scale``: standardise the features first (fitted on the train rows)."""
     from ..training.classifiers import fit_classifier, frame_scores
 
     scores, fitted = {}, {}
@@ -162,7 +164,7 @@ def classifier_scores(spaces: dict, labels, train, seed: int, kinds=("sgd", "rf"
         scored = z if rows is None else z[rows]
         for kind in kinds:
             key = f"{space}_{kind}"
-            fitted[key] = fit_classifier(kind, z[train], labels[train], seed=seed)
+            fitted[key] = fit_classifier(kind, z[train], labels[train], seed=seed, scale=scale)
             scores[key] = frame_scores(fitted[key], scored)
     return scores, fitted
 
@@ -213,8 +215,9 @@ def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
     out = {}
     for key in keys:
         decisions = test[f"{key}_decision"] if f"{key}_decision" in test else None
-        out[key] = {"video": binary_metrics(test["label"], test[key], decisions=decisions),
-                    "frame": binary_metrics(frames["label"], frames[key])}
+        out[key] = {"video": binary_metrics(test["label"], test[key], decisions=decisions)}
+        if key in frames:  # models that score frames (a video-level model has no frame scores)
+            out[key]["frame"] = binary_metrics(frames["label"], frames[key])
     return out
 
 
@@ -251,3 +254,18 @@ def fold_summary(per_fold: list, k: int, by: str) -> dict:
         out["sd"][m] = {metric: float(np.std(v, ddof=1)) for metric, v in values.items()}
     return out
 
+
+class _NoRetracingWarnings:
+    """A logging filter: TensorFlow warns about retracing each time a new small model is fitted in a
+    loop, as here (a new model, a new function: expected, harmless)."""
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_warnings() -> None:
+    """Silence TensorFlow's retracing warning for the rest of the process (see :class:`_NoRetracingWarnings`)."""
+    import tensorflow as tf
+
+    if not any(isinstance(f, _NoRetracingWarnings) for f in tf.get_logger().filters):
+        tf.get_logger().addFilter(_NoRetracingWarnings())

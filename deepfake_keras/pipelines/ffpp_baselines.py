@@ -59,8 +59,8 @@ import pandas as pd
 
 from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, for_data
 from ..io import log, save_json, versions, write_csv
-from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir, resolve_data_root,
-                     video_predictions)
+from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir,
+                     quiet_retracing_warnings, resolve_data_root, video_predictions)
 
 EXPERIMENT = "ffpp_baselines"
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
@@ -79,7 +79,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
 
     from ..training.fit import deterministic
 
-    _quiet_retracing_warnings()
+    quiet_retracing_warnings()
     started = time.time()
     deterministic(config.seed)
     root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
@@ -380,18 +380,3 @@ def _report(run_dir: Path, metrics: dict, selected: str, demo: bool) -> None:
                      (("frames_only", "frames only"), (selected, selected), ("conv3d", "Conv3D"),
                       ("convlstm", "ConvLSTM")))
     log(f"{'DEMO ' if demo else ''}test video accuracy: {said} ({metrics['seconds']:.0f} s); results in {run_dir}")
-
-
-class _NoRetracingWarnings:
-    """A logging filter: TensorFlow warns about retracing each time a new small model is fitted in a
-    loop, as here (a new model, a new function: expected, harmless)."""
-
-    def filter(self, record) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-def _quiet_retracing_warnings() -> None:
-    import tensorflow as tf
-
-    if not any(isinstance(f, _NoRetracingWarnings) for f in tf.get_logger().filters):
-        tf.get_logger().addFilter(_NoRetracingWarnings())

@@ -36,7 +36,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["CLASSIFIERS", "fit_classifier", "frame_scores"]
+__all__ = ["CLASSIFIERS", "fit_classifier", "frame_scores", "video_features"]
 
 
 def _random_forest(seed, class_weight, **params):
@@ -50,7 +50,25 @@ def _sgd(seed, class_weight, **params):
 
 
 #: kind -> builder(seed, class_weight, **params) of an unfitted estimator with ``predict_proba``
-CLASSIFIERS = {"rf": _random_forest, "sgd": _sgd}
+def _logistic(seed, class_weight, **params):
+    from sklearn.linear_model import LogisticRegression
+
+    params = {"max_iter": 1000, **params}
+    return LogisticRegression(random_state=seed, class_weight=class_weight, **params)
+
+
+CLASSIFIERS = {"rf": _random_forest, "sgd": _sgd, "logistic": _logistic}
+
+
+def video_features(x, keys) -> tuple:
+    """Per video, the mean and the standard deviation of its frames' feature rows ``x`` (``keys``: each row's
+    video): ``(video keys in first-seen order, features (n_videos, 2 * dim))``. A video-level summary that
+    the paper does not use (ours: it sees how much a face changes from frame to frame)."""
+    x = np.asarray(x, dtype=np.float32)
+    keys = np.asarray(keys)
+    order = list(dict.fromkeys(keys.tolist()))
+    rows = [x[keys == k] for k in order]
+    return order, np.stack([np.concatenate([r.mean(axis=0), r.std(axis=0)]) for r in rows])
 
 
 def fit_classifier(kind: str, x, y, seed: int = 0, class_weight="balanced", scale: bool = False, **params):

@@ -197,8 +197,270 @@ def test_xception_bundle_round_trips_and_refuses_a_changed_bag(tmp_path):
     np.testing.assert_allclose(b.bag_probabilities(faces), expected, rtol=0, atol=1e-6)
     scores, per_bag = b.score_faces(faces)
     np.testing.assert_allclose(scores, per_bag.mean(axis=1))
+    for field, value, message in [
+            ("image_size", 4000, r"xception.image_size: must be an integer in \[1, 512\]"),
+            ("image_size", 50, r"xception.image_size: must be at least 71"),
+            ("bags", [], r"xception.bags: must hold 1 to 16 items, got 0"),
+            ("bags", ["bags/bag_0.weights.h5"] * 2, "xception.bags: holds the same item twice"),
+            ("bags", ["bags/bag_9.weights.h5"], r"xception.bags\[0\]: 'bags/bag_9.weights.h5' is not in the 'files'")]:
+        edited = shutil.copytree(path, tmp_path / f"edited-{field}-{len(str(value))}")
+        edit_meta(edited, lambda m: m["xception"].update({field: value}))
+        with pytest.raises(BundleError, match=rf"bundle.json: {message}"):
+            load_bundle(edited)
     data = bytearray((path / "bags" / "bag_1.weights.h5").read_bytes())
     data[-100] ^= 0xFF
     (path / "bags" / "bag_1.weights.h5").write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"bags/bag_1.weights.h5: changed since the bundle was made"):
         load_bundle(path)
+
+
+# ---------------------------------------------------------------- links and special files (issue 17)
+
+def rehash(path, name):
+    edit_meta(path, lambda m: m["files"].update({name: sha256_of(path / name)}))
+
+
+def test_a_classifier_symlinked_to_a_file_outside_is_refused_before_it_is_read(saved, tmp_path):
+    """The link points at a byte-identical copy outside the folder, so the hash would match: it is the
+    link itself that is refused, and the message never shows a sha256 of the outside file."""
+    path = copy_of(saved, tmp_path)
+    outside = tmp_path / "outside.skops"
+    shutil.copyfile(path / "classifier.skops", outside)
+    (path / "classifier.skops").unlink()
+    (path / "classifier.skops").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"classifier.skops: a symbolic link \(to .*outside.skops\).*refused") as e:
+        load_bundle(path)
+    assert sha256_of(outside) not in str(e.value)
+
+
+def test_a_listed_symlink_to_etc_passwd_is_refused_without_hashing_it(saved, tmp_path):
+    path = copy_of(saved, tmp_path)
+    (path / "notes.txt").symlink_to("/etc/passwd")
+    edit_meta(path, lambda m: m["files"].update({"notes.txt": "0" * 64}))
+    with pytest.raises(BundleError, match=r"notes.txt: a symbolic link \(to /etc/passwd\)") as e:
+        load_bundle(path)
+    assert sha256_of("/etc/passwd") not in str(e.value)
+
+
+@pytest.mark.parametrize("what", ["folder link", "bundle.json link", "fifo"])
+def test_links_anywhere_and_fifos_are_refused(saved, tmp_path, what):
+    path = copy_of(saved, tmp_path)
+    if what == "folder link":
+        (path / "more").symlink_to(tmp_path)
+        match = "more: a symbolic link"
+    elif what == "bundle.json link":
+        (tmp_path / "meta.json").write_bytes((path / BUNDLE_FILE).read_bytes())
+        (path / BUNDLE_FILE).unlink()
+        (path / BUNDLE_FILE).symlink_to(tmp_path / "meta.json")
+        match = "bundle.json: a symbolic link"
+    else:
+        import os
+
+        os.mkfifo(path / "pipe")
+        match = r"pipe: not a regular file \(FIFO\)"
+    with pytest.raises(BundleError, match=match):
+        load_bundle(path)
+
+
+# ---------------------------------------------------------------- every field of bundle.json validated (issue 17)
+
+def _set(dotted, value):
+    def change(meta):
+        *parents, last = dotted.split(".")
+        node = meta
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return change
+
+
+FIELD_CASES = [  # (field, value, what the message says after "bundle.json: <field>: ")
+    ("threshold", float("nan"), r"must be a finite number in \(0, 1\), got nan"),
+    ("threshold", -1, r"must be a finite number in \(0, 1\), got -1"),
+    ("threshold", 1e308, r"must be a finite number in \(0, 1\), got 1e\+308"),
+    ("threshold", None, "must not be null"),
+    ("threshold", [0.5], r"must be a finite number in \(0, 1\), got list"),
+    ("threshold", "abc", r"must be a finite number in \(0, 1\), got str 'abc'"),
+    ("extract", "frames=25", "must be an object, got str"),
+    ("aggregation", "median", "must be one of max, mean, vote; got 'median'"),
+    ("decision", "vote", "a triplet bundle decides by score, got 'vote'"),
+    ("extract.frames_per_video", 10 ** 9, r"must be an integer in \[1, 256\], got 1000000000"),
+    ("extract.crop_size", 4000, r"must be an integer in \[16, 512\], got 4000"),
+    ("extract.batch_size", 0, r"must be an integer in \[1, 256\], got 0"),
+    ("extract.fps", "fast", r"must be a finite number in \[0.01, 240\]"),
+    ("facenet.margin", "abc", r"must be a finite number in \[0, 2\], got str 'abc'"),
+    ("facenet.standardization", "none", "must be one of fixed, prewhiten"),
+    ("triplet_head.settings", BUNDLE_FILE, "'bundle.json' is not in the 'files' map of checksums"),
+    ("classifier.type", "sklearn.svm._classes.SVC", "must be one of"),
+    ("classifier.n_features", 10 ** 6, r"must be an integer in \[1, 8192\]"),
+    ("created", {"a": 1}, "must be a non-empty string"),
+]
+
+
+@pytest.mark.parametrize("field,value,message", FIELD_CASES, ids=[f"{f}={v!r}"[:40] for f, v, _ in FIELD_CASES])
+def test_every_field_is_validated_and_named(saved, tmp_path, field, value, message):
+    path = copy_of(saved, tmp_path)
+    edit_meta(path, _set(field, value))
+    with pytest.raises(BundleError, match=rf"bundle.json: {field}: {message}"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m.pop("files"), "files: missing"),
+    (lambda m: m.pop("extract"), "extract: missing"),
+    (lambda m: m.update(colour="red"), "'colour': not a field of this format"),
+    (lambda m: m["extract"].update(colour="red"), r"extract\.'colour': not a field of this format"),
+    (lambda m: m.update(source=json.loads("[" * 50 + "]" * 50)), "bundle.json: nested too deeply"),
+    (lambda m: m.update(kind="svm"), "unknown bundle kind 'svm'"),
+    (lambda m: m.update(versions="2.15"), "versions: missing or not an object"),
+    (lambda m: m["files"].update({BUNDLE_FILE: "0" * 64}), "bundle.json: files: lists bundle.json itself"),
+    (lambda m: m["files"].update({"a.h5": "not a sha256"}), r"bundle.json: files.a.h5: 'not a sha256' is not of the"),
+])
+def test_missing_unknown_and_nested_fields_are_refused(saved, tmp_path, change, message):
+    path = copy_of(saved, tmp_path)
+    edit_meta(path, change)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[" * 200_000 + "]" * 200_000, "bundle.json: nested too deeply"),
+    ('{"format": ', "bundle.json: not valid JSON"),
+    ("[1, 2]", r"bundle.json: not a deepfake_keras bundle \(format a JSON list\)"),
+])
+def test_corrupt_or_deeply_nested_bundle_json_is_one_error(saved, tmp_path, text, message):
+    path = copy_of(saved, tmp_path)
+    (path / BUNDLE_FILE).write_text(text)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(path)
+
+
+def test_a_huge_bundle_json_is_refused_before_it_is_parsed(saved, tmp_path):
+    from deepfake_keras.inference.schema import MAX_META_BYTES
+
+    path = copy_of(saved, tmp_path)
+    edit_meta(path, lambda m: m["source"].update(blob="x" * MAX_META_BYTES))
+    with pytest.raises(BundleError, match=r"bundle.json: 1.0 MB, more than the 1.0 MB it may have; refused"):
+        load_bundle(path)
+
+
+def test_a_big_source_loads_but_reports_copy_a_bounded_summary(trained, tmp_path):
+    from deepfake_keras.inference.base import source_summary
+
+    source = {"experiment": "ffpp_triplet", "notes": "n" * 300_000, "per_video": {str(i): i for i in range(20_000)}}
+    b = load_bundle(make(tmp_path / "b", trained, source=source))
+    summary = source_summary(b.meta)
+    assert summary["experiment"] == "ffpp_triplet"
+    assert len(json.dumps(summary)) < 20_000
+
+
+def test_adding_a_field_to_the_format_is_one_line(trained, tmp_path, monkeypatch):
+    """What the coming calibrated-threshold / demo_model fields will do: one entry in COMMON_FIELDS, and
+    bundles with and without the field load, a wrong value is refused by name."""
+    from deepfake_keras.inference import base
+    from deepfake_keras.inference.schema import Boolean
+
+    path = make(tmp_path / "b", trained)
+    monkeypatch.setitem(base.COMMON_FIELDS, "demo_model", Boolean(required=False))
+    load_bundle(path)
+    other = shutil.copytree(path, tmp_path / "with")
+    edit_meta(other, lambda m: m.update(demo_model=True))
+    assert load_bundle(other).meta["demo_model"] is True
+    edit_meta(other, lambda m: m.update(demo_model="yes"))
+    with pytest.raises(BundleError, match="bundle.json: demo_model: must be true or false"):
+        load_bundle(other)
+
+
+def test_save_refuses_what_load_would_refuse(trained, tmp_path):
+    for threshold in (0, 1, float("nan")):
+        with pytest.raises(BundleError, match=r"threshold: must be a finite number in \(0, 1\)"):
+            make(tmp_path / "t", trained, threshold=threshold)
+    with pytest.raises(BundleError, match="source: nested too deeply"):
+        make(tmp_path / "s", trained, source=json.loads("[" * 50 + "]" * 50))
+    assert not any(tmp_path.iterdir())  # nothing written, no temporary folder left
+
+
+# ---------------------------------------------------------------- the head's settings file (issue 17)
+
+def edit_record(path, change):
+    record = json.loads((path / "triplet_head.json").read_text())
+    change(record["settings"])
+    (path / "triplet_head.json").write_text(json.dumps(record))
+    rehash(path, "triplet_head.json")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda s: s.update(units=[60000, 60000]), r"settings.units\[0\]: must be an integer in \[1, 8192\], got 60000"),
+    (lambda s: s.update(units=[8192, 8192, 8192]), r"settings: a head of [\d,]{11} parameters, more than 10,000,000"),
+    (lambda s: s.update(dropout="0.1"), r"settings.dropout: must be a finite number"),
+    (lambda s: s.update(input_dim=512), r"settings.input_dim: 512, but bundle.json says triplet_head.input_dim 128"),
+    (lambda s: s.pop("embedding_dim"), r"settings.embedding_dim: missing"),
+    (lambda s: s.update(normalize="yes"), r"settings.normalize: must be true or false"),
+    (lambda s: s.update(initializer="lambda x: x"), r"settings.initializer: 'lambda x: x' is not of the form"),
+])
+def test_the_head_settings_are_checked_before_the_head_is_built(saved, tmp_path, change, message):
+    """triplet_head.json is covered by the checksums (an edit without a new hash is refused by the test
+    above); with the hash updated, its settings are still validated before anything is built."""
+    path = copy_of(saved, tmp_path)
+    edit_record(path, change)
+    with pytest.raises(BundleError, match=rf"triplet_head.json: {message}"):
+        load_bundle(path)
+
+
+# ---------------------------------------------------------------- the classifier file (issue 17)
+
+def skops_like(path, entries: dict, compression=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=compression or zipfile.ZIP_STORED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+
+
+def test_a_classifier_that_inflates_is_refused_before_loading(saved, tmp_path):
+    import zipfile
+
+    path = copy_of(saved, tmp_path)
+    schema = json.dumps({"__class__": "SGDClassifier", "__module__": "sklearn.linear_model._stochastic_gradient"})
+    skops_like(path / "classifier.skops", {"schema.json": schema, "0.npy": bytes(64 << 20)}, zipfile.ZIP_DEFLATED)
+    assert (path / "classifier.skops").stat().st_size < 1 << 20  # 64 MB of zeros deflate to ~64 KB
+    rehash(path, "classifier.skops")
+    with pytest.raises(BundleError, match=r"classifier.skops: inflates to 64.0 MB from .* KB .*refused"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("schema,message", [
+    ("[" * 200_000 + "]" * 200_000, "schema.json: nested too deeply"),
+    (json.dumps(json.loads("[" * 100 + "]" * 100)), "schema.json: nested too deeply"),
+    ("{not json", "schema.json: not valid JSON"),
+])
+def test_a_deeply_nested_or_broken_skops_schema_is_one_error(saved, tmp_path, schema, message):
+    path = copy_of(saved, tmp_path)
+    skops_like(path / "classifier.skops", {"schema.json": schema})
+    rehash(path, "classifier.skops")
+    with pytest.raises(BundleError, match=rf"classifier.skops: {message}"):
+        load_bundle(path)
+
+
+def test_a_weights_file_linking_outside_is_refused(saved, tmp_path):
+    import h5py
+
+    path = copy_of(saved, tmp_path)
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as f:
+        f["w"] = np.zeros(3)
+    with h5py.File(path / "triplet_head.weights.h5", "a") as f:
+        f["extra"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/w")
+    rehash(path, "triplet_head.weights.h5")
+    with pytest.raises(BundleError, match="triplet_head.weights.h5: extra is a ExternalLink"):
+        load_bundle(path)
+
+
+def test_the_cli_says_one_line_and_exits_2_for_a_bad_field(saved, tmp_path, capsys):
+    from deepfake_keras import cli
+
+    path = copy_of(saved, tmp_path)
+    edit_meta(path, lambda m: m.update(threshold=float("nan")))
+    code = cli.main(["predict", str(tmp_path / "clip.mp4"), "--model", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert len(err) == 1 and "bundle.json: threshold: must be a finite number in (0, 1), got nan" in err[0]

@@ -7,8 +7,14 @@ Bundles are tiny: a triplet head trained for one epoch on random 128-d vectors (
 nothing; the pipeline and its bookkeeping are what is tested), and two Xception bags at 71 pixels
 with random weights.
 """
+import errno
+import hashlib
 import json
+import os
+import re
 import shutil
+import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,6 +23,7 @@ import pytest
 
 from deepfake_keras import cli
 from deepfake_keras.inference import annotate, predict
+from deepfake_keras.inference.base import Bundle
 from deepfake_keras.inference.bundle import load_bundle, save_bundle
 from deepfake_keras.config import ExtractConfig
 from deepfake_keras.data.datasets import folder_manifest
@@ -266,3 +273,241 @@ def test_unique_names(tmp_path):
     (tmp_path / "a.annotated.mp4").write_bytes(b"")
     taken = set()
     assert [predict.unique_stem(tmp_path, s, taken) for s in ("a", "a", "b", "b")] == ["a-2", "a-3", "b", "b-2"]
+
+
+# ---------------------------------------------------------------- inputs, outputs and failures (issue 17)
+
+class StubBundle(Bundle):
+    """A bundle that calls every face 0.75 (no model): what is tested is predict's bookkeeping."""
+
+    kind = "stub"
+
+    def __init__(self, path, source=None):
+        super().__init__(path, {"extract": ExtractConfig(frames_per_video=2, crop_size=64).to_dict(),
+                                "threshold": 0.5, "aggregation": "mean", "decision": "score", "created": "today",
+                                "source": source or {}})
+
+    def score_faces(self, faces):
+        return np.full(len(faces), 0.75), None
+
+
+def run_in_thread(fn, timeout=60):
+    """``fn()`` in a thread; fails (rather than hanging the suite) if it blocks, e.g. on a FIFO."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: B036 - handed back to the test
+            result["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "blocked (a FIFO was opened?)"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_inputs_that_are_not_regular_files_say_what_they_are_and_are_never_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    (tmp_path / "loop_a.mp4").symlink_to(tmp_path / "loop_b.mp4")
+    (tmp_path / "loop_b.mp4").symlink_to(tmp_path / "loop_a.mp4")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    os.mkfifo(folder / "in_folder.mp4")
+    os.mkfifo(folder / "notes.txt")  # not a video by its extension: left alone
+    (folder / "dangling.mkv").symlink_to(tmp_path / "nowhere.mkv")
+    names = ["pipe.mp4", "gone.mp4", "loop_a.mp4", "missing.mp4", "videos"]
+    found = run_in_thread(lambda: predict.find_videos([tmp_path / n for n in names]))
+    problems = {Path(shown).name: (path, problem) for shown, path, problem in found}
+    assert all(path is None for path, _ in problems.values())
+    assert problems["pipe.mp4"][1] == "not a regular file (FIFO)"
+    assert problems["gone.mp4"][1] == f"dangling symbolic link (to {tmp_path / 'deleted.mp4'}, which does not exist)"
+    assert problems["loop_a.mp4"][1] == "symbolic link loop (too many levels of symbolic links)"
+    assert problems["missing.mp4"][1] == "file not found"
+    assert problems["in_folder.mp4"][1] == "not a regular file (FIFO)"
+    assert problems["dangling.mkv"][1].startswith("dangling symbolic link")
+    assert "notes.txt" not in problems and len(found) == 6
+
+
+def test_long_names_get_a_prefix_and_a_hash(tmp_path):
+    long_a = "a" * 232 + ".mp4"  # 236 bytes
+    assert len(long_a.encode()) == 236
+    stem = predict.output_stem(tmp_path / long_a)
+    assert len(stem.encode()) <= predict.MAX_STEM_BYTES
+    assert re.fullmatch(r"a{100,}~[0-9a-f]{8}", stem)
+    other = predict.output_stem(tmp_path / ("a" * 231 + "b.mp4"))
+    assert other != stem and other.split("~")[0] == stem.split("~")[0]  # same prefix, other hash
+    accents = predict.output_stem(tmp_path / ("é" * 118 + ".mp4"))  # 2 bytes each: never cut in two
+    assert accents.encode("utf-8") and len(accents.encode()) <= predict.MAX_STEM_BYTES
+    assert predict.output_stem(tmp_path / "004_982.mp4") == "004_982"
+    taken = set()
+    names = [predict.unique_stem(tmp_path, stem, taken) for _ in range(2)]
+    assert names == [stem, f"{stem}-2"]
+    for name in names:  # every output name and temporary name of it fits the file system
+        for out in (f"{name}.json", f"{name}.annotated.mp4", f".{name}.annotated.mp4.0123abcd.part.mp4"):
+            (tmp_path / out).write_bytes(b"")
+
+
+def test_out_that_cannot_be_made_or_written_is_one_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match=r"^--out .*file/sub: cannot write there \(.*file is a file, not a folder\)$"):
+        predict.output_dir(tmp_path / "file" / "sub")
+    with pytest.raises(ValueError, match=r"^--out .*file is a file; give a folder$"):
+        predict.output_dir(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if ".deepfake-keras-write-test" in str(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(ValueError, match=r"^--out .*ro: cannot write there \(Read-only file system\)$"):
+        predict.output_dir(tmp_path / "ro")
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_the_cli_refuses_an_out_below_a_file_with_exit_2(triplet_bundle, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    code = cli.main(["predict", str(tmp_path / "clip.mp4"), "--model", str(triplet_bundle), "--out",
+                     str(tmp_path / "file" / "sub"), "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert code == 2 and len(err) == 1 and "file is a file, not a folder" in err[0]
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+class FailingWriter:
+    """A file object that writes half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_write_new_never_leaves_a_partial_file_nor_replaces_one(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FailingWriter(real_fdopen(fd, *a, **k)))
+    with pytest.raises(OSError) as e:
+        predict.write_new(tmp_path / "b.json", b"{}" * 1000)
+    assert e.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # neither b.json nor the temporary file
+    monkeypatch.undo()
+    (tmp_path / "b.json").write_text("mine")
+    with pytest.raises(FileExistsError):
+        predict.write_new(tmp_path / "b.json", b"new")
+    assert (tmp_path / "b.json").read_text() == "mine" and len(list(tmp_path.iterdir())) == 1
+    predict.write_new(tmp_path / "c.json", b"new")
+    assert (tmp_path / "c.json").read_bytes() == b"new"
+
+
+def test_predict_outputs_are_never_walked_as_inputs(tmp_path):
+    folder = tmp_path / "videos"
+    (folder / "scored").mkdir(parents=True)
+    for name in ("a.mp4", "scored/a.mp4", "scored/a.annotated.mp4", "old.annotated.mp4", "mine.annotated.mp4"):
+        (folder / name).write_bytes(b"")
+    for name in ("scored/a.json", "old.json"):
+        (folder / name).write_text("{}")
+    found = predict.find_videos([folder], skip=[folder / "scored"])
+    assert [Path(shown).relative_to(folder).as_posix() for shown, _, _ in found] == ["a.mp4", "mine.annotated.mp4"]
+    found = predict.find_videos([folder], skip=[folder])  # --out is the input folder itself
+    assert [Path(shown).relative_to(folder).as_posix() for shown, _, _ in found] == [
+        "a.mp4", "mine.annotated.mp4", "scored/a.mp4"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two 3-frame clips of FF++ 004.mp4 (640x360), one under a 236-byte name."""
+    folder = tmp_path_factory.mktemp("clips")
+    long_name = corpus.spaces(folder, name="l" * 232 + ".mp4")
+    return {"long": long_name, "a": corpus.spaces(folder, name="a.mp4"), "b": corpus.spaces(folder, name="b.mp4")}
+
+
+def test_a_236_byte_name_and_a_fifo_do_not_stop_the_batch_and_reports_stay_small(clips, tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    huge_source = {"experiment": "x", "blob": "s" * 5_000_000, "many": {str(i): i for i in range(50_000)}}
+    bundle = StubBundle(tmp_path, source=huge_source)
+    out = tmp_path / "out"
+    _, reports = run_in_thread(lambda: predict.predict([clips["long"], tmp_path / "pipe.mp4", clips["a"]], bundle,
+                                                       out, progress=False), timeout=300)
+    assert [r["status"] for r in reports] == ["scored", "failed", "scored"]
+    assert reports[1]["error"] == "not a regular file (FIFO)"
+    assert reports[0]["input"].endswith("l" * 232 + ".mp4") and reports[0]["name"].endswith(
+        "~" + hashlib.sha256(("l" * 232 + ".mp4").encode()).hexdigest()[:8])
+    for r in reports:
+        path = out / r["outputs"]["json"]
+        assert json.loads(path.read_text())["status"] == r["status"]
+        assert path.stat().st_size < 30_000  # the bundle's 5 MB source is not copied into every report
+    assert (out / f"{reports[0]['name']}.annotated.mp4").is_file()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_disk_leaves_no_partial_output_and_the_batch_goes_on(clips, tmp_path, monkeypatch, code):
+    def annotate(path, out_path, report, max_side):  # writes part of the video, then the disk fails
+        Path(out_path).write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(1000))
+        raise OSError(code, os.strerror(code), str(out_path))
+
+    real_write = predict.write_new
+
+    def write(path, data):
+        if Path(path).name == "b.json":
+            raise OSError(code, os.strerror(code), str(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(predict, "annotate_video", annotate)
+    monkeypatch.setattr(predict, "write_new", write)
+    out = tmp_path / "out"
+    _, reports = predict.predict([clips["a"], clips["b"]], StubBundle(tmp_path), out, progress=False)
+    assert [r["status"] for r in reports] == ["scored", "scored"]  # both scored: the batch went on
+    why = os.strerror(code)
+    assert reports[0]["errors"] == [f"annotated video not written (a.annotated.mp4: {why})"]
+    assert reports[1]["errors"] == [f"annotated video not written (b.annotated.mp4: {why})",
+                                    f"report not written (b.json: {why})"]
+    assert "json" not in reports[1]["outputs"] and not predict.ok(reports[0])
+    assert sorted(p.name for p in out.iterdir()) == ["a.json"]  # no partial video, no temporary file
+    assert json.loads((out / "a.json").read_text())["errors"] == reports[0]["errors"]
+    print(predict.summary_table(reports))
+
+
+def test_out_inside_the_input_folder_is_skipped_on_the_next_run(clips, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copyfile(clips["a"], folder / "a.mp4")
+    bundle = StubBundle(tmp_path)
+    for run in range(2):
+        _, reports = predict.predict([folder], bundle, folder / "scored", progress=False, gradcam=False)
+        assert [r["input"] for r in reports] == [str(folder / "a.mp4")], run
+    assert (folder / "scored" / "a.annotated.mp4").is_file() and (folder / "scored" / "a-2.annotated.mp4").is_file()
+    _, reports = predict.predict([folder], bundle, folder, progress=False, gradcam=False, video=False)
+    assert [r["input"] for r in reports] == [str(folder / "a.mp4")]
+
+
+def test_the_cli_reports_a_full_disk_in_one_line_per_video_and_exits_1(triplet_bundle, clips, tmp_path, monkeypatch,
+                                                                        capsys):
+    def annotate(path, out_path, report, max_side):
+        Path(out_path).write_bytes(bytes(100))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_path))
+
+    monkeypatch.setattr(predict, "annotate_video", annotate)
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(clips["a"]), str(clips["b"]), "--model", str(triplet_bundle), "--out", str(out),
+                     "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("deepfake-keras predict:")]
+    assert code == 1
+    assert err == [f"deepfake-keras predict: {clips[n]}: scored: annotated video not written ({n}.annotated.mp4: "
+                   f"No space left on device)" for n in ("a", "b")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json"]
