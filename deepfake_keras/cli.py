@@ -181,6 +181,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS,
                    help="ffpp: manipulations (default all four)")
     p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and the bundle's settings)")
+    _add_threshold(p)
     p.add_argument("--out", help="results folder (default results/evaluate/<timestamp>)")
     p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -191,7 +192,7 @@ def _run_evaluate(args) -> int:
 
     config = EvaluateConfig(model=args.model, dataset=args.dataset, root=args.root, split=args.split,
                             labels=args.labels, splits=args.splits, compression=tuple(args.compression),
-                            methods=tuple(args.methods), store=args.store)
+                            methods=tuple(args.methods), store=args.store, threshold=args.threshold)
     run(config, args.out, workers=args.workers, progress=not args.quiet, command=" ".join(args.argv))
     return 0
 
@@ -216,7 +217,18 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facenet", metavar="PATH",
                    help="the FaceNet weights file of a bundle trained on one that is not in the registry "
                         "(checked against the bundle's sha256)")
+    _add_threshold(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_threshold(p) -> None:
+    p.add_argument("--threshold", choices=["calibrated", "fixed"], default="calibrated",
+                   help="calibrated (default): the threshold chosen on the training run's validation videos, where "
+                        "the bundle holds one; fixed: the bundle's fixed threshold (0.5)")
+
+
+DEMO_WARNING = ("WARNING: this model was trained on the DEMO data (5 people in synthetic clips): its verdicts mean "
+                "nothing on real footage")
 
 
 def _run_predict(args) -> int:
@@ -230,8 +242,11 @@ def _run_predict(args) -> int:
         raise ValueError(f"--video-max-side must be >= 0, got {args.video_max_side}")
     options = {"facenet_file": args.facenet} if args.facenet else {}
     bundle = load_bundle(args.model, **options)
-    log(f"model: {bundle.kind} bundle {printable(bundle.path)} (threshold {bundle.threshold:g}, "
-        f"{bundle.extract_config.frames_per_video} frames per video)")
+    bundle.threshold_choice = args.threshold
+    log(f"model: {bundle.kind} bundle {printable(bundle.path)} (threshold {bundle.threshold:.4g}, "
+        f"{bundle.threshold_source}; {bundle.extract_config.frames_per_video} frames per video)")
+    if bundle.demo_model:
+        log(DEMO_WARNING)
 
     def say(report):
         if report["status"] != STATUS_SCORED or report.get("errors"):
@@ -243,9 +258,11 @@ def _run_predict(args) -> int:
                                video_max_side=args.video_max_side, progress=not (args.quiet or args.json),
                                on_result=say)
     if args.json:
-        print(json.dumps({"out": printable(out_dir), "videos": reports}, indent=2))
+        print(json.dumps({"out": printable(out_dir), "demo_model": bundle.demo_model, "videos": reports}, indent=2))
     else:
         print(summary_table(reports))
+        if bundle.demo_model:
+            print(DEMO_WARNING)
         print(f"outputs: {printable(out_dir)}")
     return 0 if reports and all(ok(r) for r in reports) else 1
 

@@ -229,7 +229,7 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
     out = []
     rows = {"Triplets (Semi-hard)": "triplet_rf", names["triplet_sgd"]: "triplet_sgd",
             "Triplets (random pick) + RF": "random_rf", names["facenet_sgd"]: "facenet_sgd", names["dense"]: "dense",
-            **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr") if k in names}}
+            **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr", "video_geometry_lr") if k in names}}
     t2 = table_2({name: value(key, "accuracy") for name, key in rows.items()})
     out.append(write_table(t2, run_dir, "table_2", title_of("Table II: FaceForensics++ accuracy", demo),
                            note + " The paper's triplet row (86.74 = 242 of 279 videos) is Triplets + RF, as here; "
@@ -237,7 +237,7 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
     table_3_rows = {"Triplets + RF": "triplet_rf", "Triplets + SGD": "triplet_sgd",
                     "Triplets (random pick) + RF": "random_rf", "Triplets (random pick) + SGD": "random_sgd",
                     names["facenet_sgd"]: "facenet_sgd",
-                    **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr") if k in names}}
+                    **{names[k]: k for k in ("facenet_std_sgd", "video_stats_lr", "video_geometry_lr") if k in names}}
     t3 = table_3({name: {m: value(key, m) for m in ("precision_real", "recall_real", "f1_real", "auc", "eer")}
                   for name, key in table_3_rows.items()})
     out.append(write_table(t3, run_dir, "table_3", title_of("Table III: semi-hard triplets, P/R/F1/AUC/EER (%)", demo),
@@ -371,10 +371,10 @@ def _report_evaluate(run_dir: Path, config: dict, metrics: dict) -> list:
             for level, m in (("video", video), ("frame", frame)) if m]
     table = pd.DataFrame(rows, columns=["Level", "AUC", "Accuracy", "P (fake)", "R (fake)", "P (pristine)",
                                         "R (pristine)", "EER"])
-    demo = " This model was trained on DEMO data: its verdicts mean nothing on real footage." if bundle.get("demo") \
-        else ""
+    demo = " This model was trained on DEMO data: its verdicts mean nothing on real footage." if bundle.get(
+        "demo_model", bundle.get("demo")) else ""
     note = (f"Model: {bundle.get('description') or bundle['kind']} ({bundle['path']}), threshold "
-            f"{bundle['threshold']:g}, {bundle['decision']} decision. {counts['scored']} of {counts['videos']} videos "
+            f"{bundle['threshold']:.4g} ({bundle.get('threshold_source', 'fixed')}), {bundle['decision']} decision. {counts['scored']} of {counts['videos']} videos "
             f"scored ({counts['real']} real, {counts['fake']} fake); {counts['no_face']} with no face and "
             f"{counts['failed']} unreadable left out (listed in predictions.csv). Per method, accuracy on its fakes: "
             + ", ".join(f"{m} {pct(a)}" for m, a in metrics.get("per_method", {}).items() if a is not None) + "." + demo)

@@ -91,6 +91,7 @@ FORMAT = "deepfake_keras-bundle"
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 DECISIONS = ("score", "vote")
+CALIBRATION_RULES = ("eer",)  # the equal-error point of the validation videos' scores
 CLASSIFIER_FILE = "classifier.skops"
 BAGS_DIR = "bags"
 
@@ -161,6 +162,10 @@ COMMON_FIELDS = {
     "threshold": Number(0, 1, open_=True),  # 0 or 1 would call every video fake (or real)
     "aggregation": Choice(AGGREGATIONS),
     "decision": Choice(DECISIONS),
+    "demo_model": Boolean(required=False),  # trained on the DEMO data: its verdicts mean nothing on real footage
+    # the threshold chosen on the training run's validation videos, used instead of ``threshold`` by default
+    "calibration": Record({"threshold": Number(0, 1, open_=True), "rule": Choice(CALIBRATION_RULES),
+                           "videos": Number(1, 10 ** 9, integer=True)}, required=False),
     "source": Free(required=False),  # which run the model came from; reports copy a bounded summary
     "config": Free(required=False),  # the run's resolved config.json
     "files": MapOf(FileName(), Sha256(), min_len=1, max_len=sc.MAX_FILES),
@@ -274,9 +279,29 @@ class Bundle:
         except (TypeError, ValueError) as e:
             raise BundleError(f"{self.path / BUNDLE_FILE}: bad 'extract' settings ({e})") from None
 
+    #: "calibrated" (the default): the threshold chosen on the validation videos where the bundle has one;
+    #: "fixed": bundle.json's ``threshold`` (0.5 for the experiments' bundles)
+    threshold_choice = "calibrated"
+
     @property
     def threshold(self) -> float:
+        calibration = self.meta.get("calibration")
+        if self.threshold_choice == "calibrated" and calibration:
+            return float(calibration["threshold"])
         return float(self.meta["threshold"])
+
+    @property
+    def threshold_source(self) -> str:
+        """Which threshold :attr:`threshold` is, in words (predict and evaluate say it)."""
+        calibration = self.meta.get("calibration")
+        if self.threshold_choice == "calibrated" and calibration:
+            return (f"calibrated: the equal-error point of the training run's {calibration['videos']} validation "
+                    f"videos")
+        return "fixed" + ("" if calibration else " (the bundle holds no calibrated threshold)")
+
+    @property
+    def demo_model(self) -> bool:
+        return bool(self.meta.get("demo_model", False))
 
     @property
     def aggregation(self) -> str:
@@ -313,7 +338,7 @@ class Bundle:
     # ------------------------------------------------------------- writing
     @classmethod
     def write(cls, out_dir, *, extract_config: ExtractConfig, threshold: float, aggregation: str, decision: str,
-              source, config, fill) -> Path:
+              source, config, fill, calibration: dict | None = None, demo_model: bool = False) -> Path:
         """Write a bundle of this kind to ``out_dir`` (a new or empty folder; nothing existing is
         overwritten): ``fill(folder) -> dict`` writes the kind's files into a temporary folder and
         returns its part of ``bundle.json``; the common part, the checksums and ``bundle.json`` are
@@ -337,7 +362,9 @@ class Bundle:
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
                 "extract": extract_config.to_dict(), "threshold": float(threshold), "aggregation": aggregation,
-                "decision": decision, "source": source or {}, "config": config or {}}
+                "decision": decision, "demo_model": bool(demo_model), "source": source or {}, "config": config or {}}
+        if calibration is not None:
+            meta["calibration"] = calibration
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:

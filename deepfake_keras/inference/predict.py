@@ -282,7 +282,8 @@ def _base_report(shown: str, stem: str, bundle) -> dict:
 
     meta = bundle.meta
     return {"input": shown, "name": stem, "status": None, "verdict": None, "video_score": None,
-            "threshold": bundle.threshold, "aggregation": bundle.aggregation, "decision": bundle.decision,
+            "threshold": bundle.threshold, "threshold_source": bundle.threshold_source,
+            "demo_model": bundle.demo_model, "aggregation": bundle.aggregation, "decision": bundle.decision,
             "faces_found": 0, "frames_sampled": 0, "sampled_frames": [], "frames": [], "video": {},
             "model": {"bundle": printable(bundle.path), "kind": bundle.kind, "created": meta.get("created"),
                       "source": source_summary(meta)},

@@ -70,7 +70,8 @@ class TripletBundle(Bundle):
     @classmethod
     def save(cls, out_dir, *, extract_config: ExtractConfig, head, head_record: dict, classifier, facenet,
              facenet_margin: float | None = None, threshold: float = 0.5, aggregation: str = "mean",
-             source: dict | None = None, config: dict | None = None) -> Path:
+             source: dict | None = None, config: dict | None = None, calibration: dict | None = None,
+             demo_model: bool = False) -> Path:
         """Write a triplet bundle (see :meth:`Bundle.write`).
 
         ``head``, ``head_record``: the trained head and its record (from
@@ -86,7 +87,8 @@ class TripletBundle(Bundle):
             return _write_triplet(folder, head, head_record, classifier, facenet, facenet_margin, extract_config)
 
         return cls.write(out_dir, extract_config=extract_config, threshold=threshold, aggregation=aggregation,
-                         decision="score", source=source, config=config, fill=fill)
+                         decision="score", source=source, config=config, fill=fill, calibration=calibration,
+                         demo_model=demo_model)
 
     # ------------------------------------------------------------- loading
     @classmethod

@@ -41,7 +41,7 @@ class XceptionBundle(Bundle):
     def save(cls, out_dir, *, extract_config: ExtractConfig, bag_weights, image_size: int | None = None,
              fc_units: int | None = None, dropout: float | None = None, threshold: float = 0.5,
              aggregation: str = "mean", decision: str = "vote", source: dict | None = None,
-             config: dict | None = None) -> Path:
+             config: dict | None = None, calibration: dict | None = None, demo_model: bool = False) -> Path:
         """Write an Xception bundle (see :meth:`Bundle.write`): ``bag_weights``, one ``.weights.h5``
         file per bag (copied into ``bags/``); ``image_size``, ``fc_units``, ``dropout``: how each
         bag's model is rebuilt (:func:`~deepfake_keras.models.xception.build_xception`)."""
@@ -49,7 +49,8 @@ class XceptionBundle(Bundle):
             return _write_bags(folder, bag_weights, image_size, fc_units, dropout)
 
         return cls.write(out_dir, extract_config=extract_config, threshold=threshold, aggregation=aggregation,
-                         decision=decision, source=source, config=config, fill=fill)
+                         decision=decision, source=source, config=config, fill=fill, calibration=calibration,
+                         demo_model=demo_model)
 
     @classmethod
     def load(cls, root: Path, meta: dict, **options) -> "XceptionBundle":

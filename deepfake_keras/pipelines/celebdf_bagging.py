@@ -24,7 +24,7 @@ import pandas as pd
 from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
 from ..evaluation import binary_metrics
 from ..io import log, save_json, versions, write_csv
-from .common import (add_faceless, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
+from .common import (add_faceless, calibrate, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
                      extract_faces, make_run_dir, quiet_retracing_warnings, resolve_data_root, test_metrics,
                      triplet_spaces, video_predictions)
 
@@ -96,7 +96,8 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     from ..reporting import report
 
     report(run_dir)
-    bundle = save_run_bundle(run_dir, config, extract_config, record, metrics["test"]["mean_prob"], demo)
+    bundle = save_run_bundle(run_dir, config, extract_config, record, metrics["test"]["mean_prob"], demo, faces, store,
+                             progress)
     log(f"model bundle ({config.bags} Xception bags): {bundle}")
     log(f"{'DEMO ' if demo else ''}test videos: frames only ({config.bags} bags) AUC {frames_only['auc']:.3f}, vote "
         f"accuracy {frames_only['vote_accuracy']:.3f}; triplets + SGD AUC "
@@ -179,15 +180,24 @@ def write_figure_inputs(run_dir: Path, store, test_faces: pd.DataFrame, frame_ta
 
 
 def save_run_bundle(run_dir: Path, config: BaggingExperiment, extract_config, record: dict, test: dict,
-                    demo: bool) -> Path:
-    """The run's bags as a bundle for ``deepfake-keras predict`` (``<run_dir>/bundle``)."""
+                    demo: bool, faces: pd.DataFrame, store: Path, progress: bool) -> Path:
+    """The run's bags as a bundle for ``deepfake-keras predict`` (``<run_dir>/bundle``), its threshold
+    calibrated on the validation videos (the equal-error point of the bags' mean probabilities) and, for
+    DEMO runs, the flag that says so."""
+    from ..evaluation import bagged_video_predictions
     from ..inference.base import new_bundle_dir
     from ..inference.xception import XceptionBundle
+    from ..training.bagging import predict_bags
     from ..training.fit import WEIGHTS_FILE
 
+    val = faces[faces["split"] == "val"].reset_index(drop=True)
+    calibration = None
+    if len(val):
+        probs = predict_bags(val, store, run_dir / "bags", progress=progress)
+        calibration = calibrate(bagged_video_predictions(val, probs), "mean_prob")
     return XceptionBundle.save(
         new_bundle_dir(run_dir), extract_config=extract_config, threshold=BaggingConfig.threshold,
         bag_weights=[run_dir / "bags" / f"bag_{i}" / WEIGHTS_FILE for i in range(config.bags)],
-        image_size=config.image_size, config=record,
+        image_size=config.image_size, config=record, calibration=calibration, demo_model=demo,
         source={"experiment": EXPERIMENT, "model": "mean_prob", "demo": demo, "test": test,
                 "description": f"Xception, {config.bags} bags (majority vote, mean probability)"})

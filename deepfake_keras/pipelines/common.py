@@ -269,3 +269,16 @@ def quiet_retracing_warnings() -> None:
 
     if not any(isinstance(f, _NoRetracingWarnings) for f in tf.get_logger().filters):
         tf.get_logger().addFilter(_NoRetracingWarnings())
+
+
+def calibrate(videos: pd.DataFrame, score_col: str) -> dict | None:
+    """The bundle's calibration from the validation videos' scores (``videos``: one row per validation
+    video, ``label`` and ``score_col``): the threshold at their equal-error point
+    (:func:`deepfake_keras.evaluation.eer_point`), kept strictly inside (0, 1); None without both classes."""
+    from ..evaluation import eer_point
+
+    if videos["label"].nunique() < 2:
+        return None
+    _, threshold = eer_point(videos["label"], videos[score_col])
+    return {"threshold": float(np.clip(threshold, 1e-6, 1 - 1e-6)), "rule": "eer", "videos": int(len(videos))}
+

@@ -43,6 +43,7 @@ class EvaluateConfig(Settings):
     compression: tuple = ("c40",)
     methods: tuple = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
     store: str | None = None
+    threshold: str = "calibrated"  # or "fixed": see Bundle.threshold_choice
 
     def __post_init__(self):
         if self.split not in SPLITS:
@@ -55,6 +56,10 @@ def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = 
 
     started = time.time()
     bundle = load_bundle(config.model)
+    bundle.threshold_choice = config.threshold
+    if bundle.demo_model:
+        log("WARNING: this model was trained on the DEMO data (5 people in synthetic clips): its verdicts mean "
+            "nothing on real footage")
     manifest = dataset_manifest(config)
     root = Path(config.root).resolve()
     run_dir = make_run_dir(out, EXPERIMENT)
@@ -69,6 +74,7 @@ def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = 
     predictions = video_verdicts(bundle, faces, manifest, store)
     write_csv(run_dir / "predictions.csv", predictions)
     metrics = evaluation_metrics(faces, predictions)
+    metrics.update(demo_model=bundle.demo_model, threshold={"value": bundle.threshold, "source": bundle.threshold_source})
     metrics["seconds"] = round(time.time() - started, 1)
     save_json(run_dir / "metrics.json", metrics)
 
@@ -113,7 +119,8 @@ def bundle_summary(bundle) -> dict:
     return {"path": str(bundle.path), "kind": bundle.kind, "created": bundle.meta.get("created"),
             "experiment": source.get("experiment"), "model": source.get("model"),
             "description": source.get("description"), "demo": bool(source.get("demo", False)),
-            "threshold": bundle.threshold, "aggregation": bundle.aggregation, "decision": bundle.decision}
+            "threshold": bundle.threshold, "threshold_source": bundle.threshold_source,
+            "demo_model": bundle.demo_model, "aggregation": bundle.aggregation, "decision": bundle.decision}
 
 
 def frame_scores(bundle, store: Path, faces: pd.DataFrame, progress: bool) -> np.ndarray:

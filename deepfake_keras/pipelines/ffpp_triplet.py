@@ -21,6 +21,8 @@ dense               the head's network trained with cross-entropy (ours, no trip
 facenet_std_sgd     SGD on the standardised FaceNet embeddings (ours, no triplet)
 video_stats_lr      logistic regression on each video's mean and standard deviation of its
                     FaceNet embeddings (ours: a video-level model, beyond the paper)
+video_geometry_lr   the same with three numbers per face added (MTCNN's confidence, the nose's
+                    offset and the mouth's width in inter-ocular distances; ours)
 ==================  ===============================================================
 
 The paper's method (semi-hard triplets + RF / SGD) stays the default and the
@@ -36,7 +38,7 @@ import pandas as pd
 
 from ..config import ExtractConfig, TripletExperiment
 from ..io import log, save_json, versions, write_csv
-from .common import (add_faceless, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
+from .common import (add_faceless, calibrate, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
                      fold_summary, make_run_dir, per_method_accuracy, quiet_retracing_warnings, resolve_data_root,
                      splits_of, test_metrics, triplet_spaces, video_predictions)
 
@@ -52,6 +54,7 @@ MODELS = {
 }
 VIDEO_MODELS = {  # a score per video, not per frame
     "video_stats_lr": "FaceNet per-video mean + sd, logistic regression (ours, no triplet)",
+    "video_geometry_lr": "FaceNet and face geometry, per-video mean + sd, logistic regression (ours, no triplet)",
 }
 ALL_MODELS = {**MODELS, **VIDEO_MODELS}
 BUNDLED = "triplet_sgd"  # the model saved as the run's bundle
@@ -110,9 +113,9 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     from ..reporting import report
 
     report(run_dir)
-    bundle = save_run_bundle(run_dir, first, extract_config, facenet["used"], record,
-                             {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
-                              "demo": demo, "test": metrics["test"][BUNDLED]})
+    bundle = save_run_bundle(run_dir, first, table.assign(split=first["split"]), extract_config, facenet["used"],
+                             record, {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
+                                      "demo": demo, "test": metrics["test"][BUNDLED]}, demo)
     log(f"model bundle ({MODELS[BUNDLED]}{', trained in fold 0' if config.folds else ''}): {bundle}")
     best = metrics["test"]["triplet_rf"]["video"]
     how = f"{config.folds}-fold CV by pair, pooled" if config.folds else "the test split"
@@ -145,16 +148,20 @@ def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExp
         fitted.update(more_fitted)
     scores["dense"] = dense.predict(x, verbose=0, batch_size=1024).ravel()
     return {"scores": scores, "fitted": fitted, "spaces": spaces, "trunk": trunk, "training": training,
-            "video_scores": {"video_stats_lr": video_stats_scores(x, table, config.seed)},
+            "video_scores": {"video_stats_lr": video_stats_scores(x, table, config.seed),
+                             "video_geometry_lr": video_stats_scores(x, table, config.seed, geometry=True)},
             "split": table["split"].to_numpy(), "models_dir": models_dir}
 
 
-def video_stats_scores(x, table: pd.DataFrame, seed: int) -> pd.Series:
+def video_stats_scores(x, table: pd.DataFrame, seed: int, geometry: bool = False) -> pd.Series:
     """P(fake) per video (a Series by store key) from a logistic regression on the mean and standard
-    deviation of each video's FaceNet embeddings, fitted on the training videos (ours, beyond the paper)."""
-    from ..training.classifiers import fit_classifier, frame_scores, video_features
+    deviation of each video's FaceNet embeddings (and, with ``geometry``, of its faces' geometry,
+    :func:`deepfake_keras.training.classifiers.face_geometry`), fitted on the training videos (ours,
+    beyond the paper)."""
+    from ..training.classifiers import face_geometry, fit_classifier, frame_scores, video_features
 
-    keys, features = video_features(x, table["store_key"].to_numpy())
+    rows = np.hstack([x, face_geometry(table)]) if geometry else x
+    keys, features = video_features(rows, table["store_key"].to_numpy())
     videos = table.drop_duplicates("store_key").set_index("store_key").loc[keys]
     train = (videos["split"] == "train").to_numpy()
     clf = fit_classifier("logistic", features[train], videos["label"].to_numpy()[train], seed=seed, scale=True)
@@ -214,14 +221,19 @@ def write_tsne(run_dir: Path, x, trained: dict, table: pd.DataFrame, config: Tri
     tsne_panels(panels, labels[pick], config.seed).to_csv(run_dir / "tsne.csv", index=False)
 
 
-def save_run_bundle(run_dir: Path, trained: dict, extract_config, facenet: str, config: dict, source: dict) -> Path:
+def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_config, facenet: str, config: dict,
+                    source: dict, demo: bool) -> Path:
     """The semi-hard head (``models/[fold_0/]triplet``) and its fitted classifier as a bundle for
-    ``deepfake-keras predict`` (``<run_dir>/bundle``)."""
+    ``deepfake-keras predict`` (``<run_dir>/bundle``), with its threshold calibrated on the validation
+    videos (the equal-error point of their scores) and, for DEMO runs, the flag that says so."""
+    from ..evaluation import video_scores
     from ..inference.base import new_bundle_dir
     from ..inference.triplet import TripletBundle
     from ..training.triplet import load_triplet_head
 
     head, head_record = load_triplet_head(trained["models_dir"] / "triplet")
+    val = table.assign(score=trained["scores"][BUNDLED])[table["split"] == "val"]
+    calibration = calibrate(video_scores(val, "score"), "score") if len(val) else None
     return TripletBundle.save(new_bundle_dir(run_dir), extract_config=extract_config, head=head,
                               head_record=head_record, classifier=trained["fitted"][BUNDLED], facenet=facenet,
-                              source=source, config=config)
+                              source=source, config=config, calibration=calibration, demo_model=demo)

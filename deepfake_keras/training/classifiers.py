@@ -36,7 +36,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["CLASSIFIERS", "fit_classifier", "frame_scores", "video_features"]
+__all__ = ["CLASSIFIERS", "GEOMETRY", "face_geometry", "fit_classifier", "frame_scores", "video_features"]
 
 
 def _random_forest(seed, class_weight, **params):
@@ -58,6 +58,21 @@ def _logistic(seed, class_weight, **params):
 
 
 CLASSIFIERS = {"rf": _random_forest, "sgd": _sgd, "logistic": _logistic}
+
+
+GEOMETRY = ("confidence", "nose_offset", "mouth_width")
+
+
+def face_geometry(faces) -> np.ndarray:
+    """Per face row of a face store's table (``faces.csv``: MTCNN's confidence and five landmarks), three
+    numbers that do not depend on the face's size or place: the detector's confidence, the nose's sideways
+    offset from the eyes' midpoint and the mouth's width, both in inter-ocular distances. ``(rows, 3)``."""
+    iod = np.hypot(faces["right_eye_x"] - faces["left_eye_x"], faces["right_eye_y"] - faces["left_eye_y"])
+    iod = np.maximum(iod.to_numpy(dtype=float), 1e-6)
+    nose = (faces["nose_x"] - (faces["left_eye_x"] + faces["right_eye_x"]) / 2).to_numpy(dtype=float) / iod
+    mouth = np.hypot(faces["mouth_right_x"] - faces["mouth_left_x"],
+                     faces["mouth_right_y"] - faces["mouth_left_y"]).to_numpy(dtype=float) / iod
+    return np.stack([faces["confidence"].to_numpy(dtype=float), nose, mouth], axis=1).astype(np.float32)
 
 
 def video_features(x, keys) -> tuple:

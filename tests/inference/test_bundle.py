@@ -464,3 +464,24 @@ def test_the_cli_says_one_line_and_exits_2_for_a_bad_field(saved, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not (tmp_path / "out").exists()
     assert len(err) == 1 and "bundle.json: threshold: must be a finite number in (0, 1), got nan" in err[0]
+
+
+def test_a_calibrated_threshold_is_used_by_default_and_said(trained, tmp_path):
+    """A bundle may carry the threshold chosen on its run's validation videos: scoring uses it unless the
+    fixed one is asked for, and says which; a DEMO bundle says that it is one."""
+    x, y, head, record, classifiers = trained
+    calibration = {"threshold": 0.3, "rule": "eer", "videos": 12}
+    path = save_bundle(tmp_path / "b", "triplet", extract_config=CONFIG, head=head, head_record=record,
+                       classifier=classifiers["sgd"], facenet="facenet-msceleb-128", calibration=calibration,
+                       demo_model=True)
+    b = load_bundle(path)
+    assert b.threshold == 0.3 and "calibrated" in b.threshold_source and b.demo_model
+    assert b.video_decision([0.35, 0.35])["verdict"] == "fake"  # 0.35 >= 0.3
+    b.threshold_choice = "fixed"
+    assert b.threshold == 0.5 and b.threshold_source.startswith("fixed")
+    assert b.video_decision([0.35, 0.35])["verdict"] == "real"
+    plain = load_bundle(make(tmp_path / "plain", trained))
+    assert plain.threshold == 0.5 and not plain.demo_model and "no calibrated threshold" in plain.threshold_source
+    edit_meta(path, lambda m: m["calibration"].update(threshold=1.0))
+    with pytest.raises(BundleError, match="calibration"):
+        load_bundle(path)

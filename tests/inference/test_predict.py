@@ -223,6 +223,26 @@ def test_json_flag_prints_machine_readable_reports(triplet_bundle, tmp_path, cap
     assert [v["name"] for v in printed["videos"]] == ["one_frame"]
     assert printed["videos"][0]["frames"][0]["frame"] == 0
     assert printed["videos"][0] == json.loads((tmp_path / "out" / "one_frame.json").read_text())
+    assert printed["demo_model"] is False and printed["videos"][0]["demo_model"] is False
+    assert printed["videos"][0]["threshold_source"].startswith("fixed")
+
+
+def test_a_demo_model_says_its_verdicts_mean_nothing(triplet_bundle, tmp_path, capsys):
+    """A bundle trained on the DEMO data says so: in the JSON, on stderr and below the table."""
+    import shutil
+
+    demo = shutil.copytree(triplet_bundle, tmp_path / "demo_bundle")
+    meta = json.loads((demo / "bundle.json").read_text())
+    meta["demo_model"] = True
+    (demo / "bundle.json").write_text(json.dumps(meta))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    clip = corpus.one_frame(inputs)
+    capsys.readouterr()
+    assert cli.main(["predict", str(clip), "--model", str(demo), "--out", str(tmp_path / "out"), "--no-video"]) == 0
+    captured = capsys.readouterr()
+    assert "trained on the DEMO data" in captured.err and "mean nothing on real footage" in captured.out
+    assert json.loads((tmp_path / "out" / "one_frame.json").read_text())["demo_model"] is True
 
 
 # ---------------------------------------------------------------- Xception bundles: vote and Grad-CAM

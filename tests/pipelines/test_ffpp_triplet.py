@@ -111,6 +111,12 @@ def test_run_saves_a_bundle_of_its_best_model(run_dir):
     index = {(k, f): i for i, (k, f) in enumerate(zip(table["store_key"], table["frame"]))}
     rows = [index[k, f] for k, f in zip(frames["store_key"], frames["frame"])]
     np.testing.assert_allclose(bundle.score_embeddings(x[rows]), frames["triplet_sgd"], rtol=0, atol=1e-6)
+    # the threshold calibrated on the validation videos: the equal-error point of their mean scores
+    from deepfake_keras.evaluation import eer_point, video_scores
+
+    val = video_scores(frames[frames["split"] == "val"], "triplet_sgd")
+    assert bundle.meta["calibration"]["videos"] == len(val) and bundle.meta["demo_model"] is False
+    assert bundle.threshold == pytest.approx(np.clip(eer_point(val["label"], val["triplet_sgd"])[1], 1e-6, 1 - 1e-6))
 
 
 def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypatch, tmp_path):
