@@ -58,20 +58,28 @@ def main(argv=None) -> int:
                                              folds=args.folds, seed=seed, facenet="facenet-msceleb-128")
             out = args.out / f"{name}-folds{args.folds}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
             started = time.time()
-            ffpp_triplet.run(config, out, progress=False)
-            metrics = json.loads((out / "metrics.json").read_text())
-            results.append({"methods": name, "seed": seed, "seconds": round(time.time() - started, 1),
-                            "videos": metrics["counts"]["videos"], "run": str(out), "cv": metrics["cv"]})
+            try:
+                ffpp_triplet.run(config, out, progress=False)
+            except (ValueError, RuntimeError, OSError) as exc:  # recorded, shown in the table, the rest still run
+                results.append({"methods": name, "seed": seed, "run": str(out), "error": f"{type(exc).__name__}: {exc}"})
+                print(f"{name} (seed {seed}) failed: {exc}")
+            else:
+                metrics = json.loads((out / "metrics.json").read_text())
+                results.append({"methods": name, "seed": seed, "seconds": round(time.time() - started, 1),
+                                "videos": metrics["counts"]["videos"], "run": str(out), "cv": metrics["cv"]})
+            if args.json:  # after every run: a long benchmark stopped half way keeps what it measured
+                args.json.write_text(json.dumps(results, indent=2))
     print(table(results, args.folds))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return 1 if any("error" in r for r in results) else 0
 
 
 def table(results: list, folds: int) -> str:
     lines = ["| methods vs pristine | videos | model | video AUC | accuracy | EER | time (s) |",
              "| --- | ---: | --- | --- | --- | --- | ---: |"]
     for r in results:
+        if "error" in r:
+            lines.append(f"| {r['methods']} | | failed: {r['error']} | | | | |")
+            continue
         mean, sd = r["cv"]["mean"], r["cv"]["sd"]
         for key, name in ROWS.items():
             if key not in mean:

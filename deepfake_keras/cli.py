@@ -14,8 +14,8 @@ import json
 import sys
 from dataclasses import fields
 
-from .config import (FACENET, RECURRENT_KINDS, SEQ_LENS, SHORT_POLICIES, BaggingExperiment, BaselinesExperiment,
-                     ExtractConfig, TripletExperiment, for_data)
+from .config import (FACENET, RECURRENT_KINDS, SEQ_LENS, SHORT_POLICIES, STRATEGIES, BaggingExperiment,
+                     BaselinesExperiment, ExtractConfig, TripletExperiment, for_data)
 
 
 
@@ -294,6 +294,12 @@ def _add_run_options(p, experiment: str) -> None:
                    help="score test videos in which no face was found with this P(fake) (e.g. 0.5) instead of "
                         "leaving them out of the metrics (the tables say how many there were)")
     p.add_argument("--workers", type=int, default=1, help="face extraction worker processes")
+    p.add_argument("--strategy", choices=STRATEGIES, default=None,
+                   help="tf.distribute strategy of the training: auto (mirrored over the GPUs when there are "
+                        "several, else one device), one, mirrored (every GPU, or every CPU device), multiworker "
+                        "(several machines, TF_CONFIG) (default auto); batch sizes are global")
+    p.add_argument("--mixed-precision", dest="mixed_precision", action="store_const", const=True, default=None,
+                   help="compute in float16 (mixed_float16) where the GPU can; outputs stay float32")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

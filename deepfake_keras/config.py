@@ -168,6 +168,7 @@ FALLBACK_FACENET = "facenet-msceleb-128"  # used, loudly, where the paper's cann
 
 
 VIDEO_DECISIONS = ("majority", "mean")
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # see deepfake_keras.training.distribute
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ class _Experiment(Settings):
     seed: int = 0  # the run's: splits, initial weights, shuffles, classifiers
     demo_seed: int = 0  # the DEMO dataset's build (its identities, clips), apart from the run's seed
     no_face_score: float | None = None  # test videos without a face: left out (None), or scored with this
+    strategy: str = "auto"  # tf.distribute: auto (mirrored over GPUs when there are several), one, mirrored...
+    mixed_precision: bool = False  # mixed_float16 on GPUs that have the units for it
 
     DEMO: ClassVar[dict] = {}
 
@@ -195,6 +198,8 @@ class _Experiment(Settings):
     def __post_init__(self):
         if self.no_face_score is not None and not 0 <= self.no_face_score <= 1:
             raise ValueError(f"no_face_score must be a probability in [0, 1], got {self.no_face_score}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ from deepfake_keras.data.datasets import MANIFEST_COLUMNS
 from deepfake_keras.data.store import FACE_COLUMNS, FaceStore
 
 
-def make_store(root, videos: dict, crop_size: int = 32) -> FaceStore:
-    """``videos``: {store_key: (label, split, [RGB uint8 crops])}; returns the store, index rebuilt."""
+def make_store(root, videos: dict, crop_size: int = 32, data_root=None) -> FaceStore:
+    """``videos``: {store_key: (label, split, [RGB uint8 crops])}; returns the store, index rebuilt.
+    ``data_root``: the videos were ``<data_root>/<store_key>.mp4`` (recorded as the extractor does; by
+    default no path is recorded)."""
     store = FaceStore(root, ExtractConfig(frames_per_video=8, crop_size=crop_size))
     for key, (label, split, crops) in videos.items():
         rows = [{**{c: 0 for c in FACE_COLUMNS if c != "crop"}, "frame": f, "confidence": 1.0, "n_faces": 1}
                 for f in range(len(crops))]
         meta = {c: "" for c in MANIFEST_COLUMNS}
+        meta.update(path="" if data_root is None else str(data_root / f"{key}.mp4"))
         meta.update(video_id=key.split("/")[-1], store_key=key, label=int(label), split=split, status="ok",
                     reason="", frames_sampled=len(crops), frames_with_face=len(crops))
         store.write_video(key, list(enumerate(crops)), rows, meta)

@@ -99,7 +99,7 @@ def build_conv3d(seq_len: int = SEQ_LEN, image_size: int = IMAGE_SIZE, filters=F
     x = tf.keras.layers.GlobalAveragePooling3D(name="avg_pool")(x)
     if dropout > 0:
         x = tf.keras.layers.Dropout(float(dropout), name="dropout")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -127,5 +127,5 @@ def build_convlstm(seq_len: int = SEQ_LEN, image_size: int = IMAGE_SIZE, filters
     x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout > 0:
         x = tf.keras.layers.Dropout(float(dropout), name="dropout")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=name)

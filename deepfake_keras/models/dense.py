@@ -14,5 +14,5 @@ def build_dense_classifier(input_dim: int, dropout: float = HeadConfig.dropout,
     """``(classifier, trunk)``: :func:`~deepfake_keras.models.triplet.build_triplet_head` (the trunk,
     64-d embeddings) with ``Dense(1, sigmoid)`` on top (P(fake)); uncompiled."""
     trunk = build_triplet_head(input_dim, dropout=dropout, normalize=normalize, name="dense_trunk")
-    output = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(trunk.output)
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(trunk.output)
     return tf.keras.Model(trunk.input, output, name="dense_classifier"), trunk

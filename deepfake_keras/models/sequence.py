@@ -46,7 +46,7 @@ def build_recurrent(kind: str = "lstm", seq_len: int = 25, feature_dim: int = FE
     x = layers[kind](int(units), name=kind)(features, mask=mask)
     if dropout > 0:
         x = tf.keras.layers.Dropout(float(dropout), name=f"{kind}_dropout")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="p_fake", dtype="float32")(x)
     return tf.keras.Model({"features": features, "mask": mask}, outputs, name=name or f"{kind}_{int(seq_len)}")
 
 

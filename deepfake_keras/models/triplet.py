@@ -70,9 +70,9 @@ def build_triplet_head(input_dim: int, units=HeadConfig.units, embedding_dim: in
         x = tf.keras.layers.Dense(u, activation="relu", kernel_initializer=initializer, name=f"dense_{i}")(x)
         if dropout > 0:
             x = tf.keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = tf.keras.layers.Dense(int(embedding_dim), name="embedding")(x)
+    outputs = tf.keras.layers.Dense(int(embedding_dim), name="embedding", dtype="float32")(x)
     if normalize:
-        outputs = tf.keras.layers.UnitNormalization(axis=-1, name="l2_normalize")(outputs)
+        outputs = tf.keras.layers.UnitNormalization(axis=-1, name="l2_normalize", dtype="float32")(outputs)
     return tf.keras.Model(inputs, outputs, name=name)
 
 

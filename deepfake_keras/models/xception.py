@@ -187,7 +187,7 @@ def build_xception(image_size: int = IMAGE_SIZE, weights=XceptionConfig.weights,
     x = tf.keras.layers.Dense(int(fc_units), activation="relu", name=FEATURE_LAYER)(x)
     if dropout > 0:
         x = tf.keras.layers.Dropout(float(dropout), name="fc1_dropout")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
     model = tf.keras.Model(inputs, outputs, name=name)
     for layer in model.layers:
         layer.trainable = True

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import BaggingConfig, BaggingExperiment, ExtractConfig
+from ..config import BaggingConfig, BaggingExperiment, ExtractConfig, XceptionConfig
 from ..evaluation import binary_metrics
 from ..io import log, save_json, versions, write_csv
+from ..training.distribute import describe
 from .common import (add_faceless, calibrate, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
-                     extract_faces, make_run_dir, quiet_retracing_warnings, resolve_data_root, test_metrics,
+                     extract_faces, make_run_dir, resolve_data_root, test_metrics, training_setup,
                      triplet_spaces, video_predictions)
 
 EXPERIMENT = "celebdf_xception_bagging"
@@ -40,15 +41,12 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     from ..data.datasets import celebdf_manifest
     from ..data.store import FaceStore
 
-    from ..training.fit import deterministic
-
     started = time.time()
-    deterministic(config.seed)
-    quiet_retracing_warnings()
     root, demo = resolve_data_root(config.data_root, "celebdf", config.demo_seed)
     log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaggingExperiment.paper()})")
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
+    setup = training_setup(config, run_dir)
     manifest = celebdf_manifest(root)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video, fps=config.fps)
     store = Path(config.store or default_store(root, extract_config))
@@ -56,15 +54,19 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     facenet = choose_facenet(config.facenet, config.fallback_facenet)
     record = {**config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root),
               "store": str(store), "extract": extract_config.to_dict(), "xception_weights": weights,
-              "facenet": facenet, "head": config.head().to_dict(), "versions": versions(), "command": command}
+              "facenet": facenet, "head": config.head().to_dict(),
+              "distribute": {"bags": describe(setup["strategy"], config.batch_size, XceptionConfig.learning_rate),
+                             "triplet": describe(setup["strategy"], config.triplet_batch_size, config.learning_rate)},
+              "versions": versions(), "command": command}
     save_json(run_dir / "config.json", record)
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
     train_videos = hold_out_validation(faces, config.seed)
     bags_dir = run_dir / "bags"
-    test_faces, probs, bagged = train_and_predict_bags(faces, store, bags_dir, config, weights["used"], progress)
+    test_faces, probs, bagged = train_and_predict_bags(faces, store, bags_dir, config, weights["used"], progress,
+                                                       setup)
     x = embed_faces_of(store, faces, facenet["used"], progress)
-    frame_table, training = triplet_rows(x, faces, run_dir / "models", config)
+    frame_table, training = triplet_rows(x, faces, run_dir / "models", config, setup)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
     write_csv(run_dir / "frame_predictions.csv", frame_table)
     predictions = video_predictions(frame_table, TRIPLET_MODELS, config.video_decision).merge(
@@ -118,7 +120,7 @@ def hold_out_validation(faces: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def train_and_predict_bags(faces: pd.DataFrame, store: Path, bags_dir: Path, config: BaggingExperiment,
-                           weights: str, progress: bool) -> tuple:
+                           weights: str, progress: bool, setup: dict) -> tuple:
     """Train the bags, then score the test faces with each: ``(test faces, P(fake) per face and bag,
     per-video table of the bags' probabilities, vote and mean probability)``."""
     from ..evaluation import bagged_video_predictions
@@ -127,20 +129,22 @@ def train_and_predict_bags(faces: pd.DataFrame, store: Path, bags_dir: Path, con
     log(f"training {config.bags} Xception bags ({config.image_size} px, {config.epochs} epochs, weights {weights})")
     train_bagging(faces, store, bags_dir, n_bags=config.bags, epochs=config.epochs, image_size=config.image_size,
                   batch_size=config.batch_size, weights=weights, seed=config.seed, patience=config.patience,
-                  augment=config.augment, verbose=1 if progress else 0, progress=progress)
+                  augment=config.augment, verbose=1 if progress else 0, progress=progress,
+                  strategy=setup["strategy"], log_dir=setup["logs"])
     test_faces = faces[faces["split"] == "test"].reset_index(drop=True)
     probs = predict_bags(test_faces, store, bags_dir, progress=progress)
     bagged = bagged_video_predictions(test_faces, probs, keep=("label", "split", "method", "video_id"))
     return test_faces, probs, bagged
 
 
-def triplet_rows(x, faces: pd.DataFrame, models_dir: Path, config: BaggingExperiment) -> tuple:
+def triplet_rows(x, faces: pd.DataFrame, models_dir: Path, config: BaggingExperiment, setup: dict) -> tuple:
     """The triplet head (trained on the train split, early stopping on the validation hold-out), SGD and RF
     on its embeddings; returns the test faces' table with a score column per model, and the head's
     training record."""
     labels = faces["label"].to_numpy()
     train, val = (faces["split"] == "train").to_numpy(), (faces["split"] == "val").to_numpy()
-    spaces, training = triplet_spaces(x, labels, train, val, models_dir, config.head(), seed=config.seed)
+    spaces, training = triplet_spaces(x, labels, train, val, models_dir, config.head(), seed=config.seed,
+                                      strategy=setup["strategy"], logs=setup["logs"])
     test = (faces["split"] == "test").to_numpy()
     frame_table = faces.loc[test, ["store_key", "video_id", "label", "split", "method", "frame"]].reset_index(drop=True)
     scores, _ = classifier_scores(spaces, labels, train, config.seed, rows=test)  # test rows only

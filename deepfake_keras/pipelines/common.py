@@ -129,7 +129,8 @@ def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool) -> 
     return x
 
 
-def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard",), seed: int = 0) -> tuple:
+def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard",), seed: int = 0, strategy=None,
+                   logs=None) -> tuple:
     """Train one triplet head per mining on ``x[train]`` (early stopping on ``x[val]``) with the settings
     of ``head`` (a :class:`~deepfake_keras.config.HeadConfig`), each saved in ``models_dir/<key>``;
     returns ``({"triplet" | "random": embeddings of every row}, {same keys: training record})``."""
@@ -146,7 +147,8 @@ def triplet_spaces(x, labels, train, val, models_dir, head, minings=("semi-hard"
                                            learning_rate=head.learning_rate, normalize=head.normalize,
                                            initializer=head.initializer, epochs=head.epochs,
                                            batch_size=head.batch_size, patience=head.patience, seed=seed,
-                                           out_dir=models_dir / key)
+                                           out_dir=models_dir / key, strategy=strategy,
+                                           log_dir=None if logs is None else logs / key)
         spaces[key] = embed(model, x)
         training[key] = {k: record[k] for k in ("best_epoch", "best_val_loss", "initial_val_loss", "epochs_run")}
     return spaces, training
@@ -281,4 +283,19 @@ def calibrate(videos: pd.DataFrame, score_col: str) -> dict | None:
         return None
     _, threshold = eer_point(videos["label"], videos[score_col])
     return {"threshold": float(np.clip(threshold, 1e-6, 1 - 1e-6)), "rule": "eer", "videos": int(len(videos))}
+
+
+def training_setup(config, run_dir: Path) -> dict:
+    """Seeds and deterministic ops, the dtype policy and the ``tf.distribute`` strategy of a run; logs the
+    devices. Returns ``{"strategy", "logs"}``: the strategy, and the folder of the training curves
+    (``<run>/logs/<model>/``: CSV and TensorBoard, ``tensorboard --logdir <run>/logs``)."""
+    from ..training.distribute import devices_line, set_mixed_precision, strategy_for
+    from ..training.fit import deterministic
+
+    deterministic(config.seed)
+    quiet_retracing_warnings()
+    set_mixed_precision(config.mixed_precision)
+    strategy = strategy_for(config.strategy)
+    log(devices_line(strategy))
+    return {"strategy": strategy, "logs": run_dir / "logs"}
 

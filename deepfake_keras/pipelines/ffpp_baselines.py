@@ -57,10 +57,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, for_data
+from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, XceptionConfig, for_data
 from ..io import log, save_json, versions, write_csv
+from ..training.distribute import describe
 from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir,
-                     quiet_retracing_warnings, resolve_data_root, video_predictions)
+                     resolve_data_root, training_setup, video_predictions)
 
 EXPERIMENT = "ffpp_baselines"
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
@@ -77,15 +78,12 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     Returns the results folder."""
     from ..data.datasets import ffpp_manifest
 
-    from ..training.fit import deterministic
-
-    quiet_retracing_warnings()
     started = time.time()
-    deterministic(config.seed)
     root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
     log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaselinesExperiment.paper()})")
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
+    setup = training_setup(config, run_dir)
     manifest = ffpp_manifest(root, config.compression, config.methods, config.splits)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video, fps=config.fps or None, consecutive=True)
     store = Path(config.store or default_store(root, extract_config))
@@ -94,6 +92,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
         **config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root), "store": str(store),
         "extract": extract_config.to_dict(), "xception_weights": weights, "conv_learning_rate": CONV_LEARNING_RATE,
         "features": f"fc1 (512-d) of the frames-only Xception trained end to end in this run (start: {weights['used']})",
+        "distribute": describe(setup["strategy"], config.batch_size, XceptionConfig.learning_rate),
         "versions": versions(), "command": command})
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
@@ -101,10 +100,10 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     models_dir = run_dir / "models"
     training, sequences = {}, {}
     frame_table, features, training["frames_only"] = frames_only(faces, store, run_dir, config, weights["used"],
-                                                                progress)
+                                                                progress, setup)
     predictions = video_predictions(frame_table, ["frames_only"])
-    columns, selected = recurrent(faces, features, models_dir, config, training, sequences, progress)
-    columns.update(convolutional(faces, store, models_dir, config, training, sequences, progress))
+    columns, selected = recurrent(faces, features, models_dir, config, training, sequences, progress, setup)
+    columns.update(convolutional(faces, store, models_dir, config, training, sequences, progress, setup))
     for key, scores in columns.items():
         predictions[key] = predictions["store_key"].map(scores)
     predictions, no_face = add_faceless(predictions, manifest, ["frames_only", *columns], config.no_face_score)
@@ -137,7 +136,7 @@ def _checked(faces: pd.DataFrame, manifest: pd.DataFrame, store: Path) -> pd.Dat
 
 
 def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: BaselinesExperiment, weights: str,
-                progress: bool) -> tuple:
+                progress: bool, setup: dict) -> tuple:
     """The frames-only Xception, then the fc1 features and P(fake) of every stored frame (one pass,
     cached); returns ``(frame table with a frames_only column, features, training record)``."""
     from ..training.bagging import train_bag
@@ -150,7 +149,8 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
     bag = train_bag(train_faces.reset_index(drop=True), store, run_dir / "models" / "frames_only",
                     val_faces.reset_index(drop=True) if len(val_faces) else None, epochs=config.epochs,
                     image_size=config.image_size, batch_size=config.batch_size, weights=weights, seed=config.seed,
-                    patience=config.patience, augment=config.augment, verbose=2 if progress else 0)
+                    patience=config.patience, augment=config.augment, verbose=2 if progress else 0,
+                    strategy=setup["strategy"], log_dir=setup["logs"] / "frames_only")
     weights_file = run_dir / "models" / "frames_only" / bag["weights"]  # its batch norm as validated
     features, p_frame = cached_features(faces, store, weights_file, run_dir, config.image_size, FEATURE_BATCH,
                                         progress=progress)
@@ -163,7 +163,7 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
 
 
 def recurrent(faces: pd.DataFrame, features, models_dir: Path, config: BaselinesExperiment, training: dict,
-              sequences: dict, progress: bool) -> tuple:
+              sequences: dict, progress: bool, setup: dict) -> tuple:
     """LSTM and GRU at every sequence length on the fc1 features; returns ``({model: P(fake) by store_key},
     the variant selected for the Table II row)``. Fills ``training`` and ``sequences``."""
     from tqdm.auto import tqdm
@@ -189,7 +189,7 @@ def recurrent(faces: pd.DataFrame, features, models_dir: Path, config: Baselines
 
                 record, model = _fit(build, _array_data(parts, features), models_dir / key, config, config.seq_epochs,
                                      {"model": key, "feature_dim": int(features.shape[1]), "short": config.short,
-                                      "batch_size": SEQ_BATCH}, verbose=0)
+                                      "batch_size": SEQ_BATCH}, setup, verbose=0)
                 training[key] = {k: record[k] for k in ("epochs_run", "best_epoch", "best_val_loss",
                                                         "best_val_accuracy")}
                 columns[key] = _by_video(index, model.predict(every, verbose=0, batch_size=256))
@@ -206,7 +206,7 @@ def recurrent(faces: pd.DataFrame, features, models_dir: Path, config: Baselines
 
 
 def convolutional(faces: pd.DataFrame, store: Path, models_dir: Path, config: BaselinesExperiment, training: dict,
-                  sequences: dict, progress: bool) -> dict:
+                  sequences: dict, progress: bool, setup: dict) -> dict:
     """Conv3D and ConvLSTM on clips of consecutive face crops; returns ``{model: P(fake) by store_key}``."""
     from ..data.inputs import image_sequence_dataset
     from ..data.sequences import describe, sequence_index
@@ -235,7 +235,7 @@ def convolutional(faces: pd.DataFrame, store: Path, models_dir: Path, config: Ba
         record, model = _fit(build, lambda: {"x": clips(train_i, shuffle=True), "validation_data": val_ds},
                              models_dir / key, config, config.conv_epochs,
                              {"model": key, "clip_frames": config.clip_frames, "clip_size": config.clip_size,
-                              "short": config.short, "batch_size": config.conv_batch_size},
+                              "short": config.short, "batch_size": config.conv_batch_size}, setup,
                              learning_rate=CONV_LEARNING_RATE, verbose=2 if progress else 0)
         training[key] = {k: record[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
                                                 "params")}
@@ -243,17 +243,18 @@ def convolutional(faces: pd.DataFrame, store: Path, models_dir: Path, config: Ba
     return columns
 
 
-def _fit(build, data, out_dir: Path, config: BaselinesExperiment, epochs: int, settings: dict,
+def _fit(build, data, out_dir: Path, config: BaselinesExperiment, epochs: int, settings: dict, setup: dict,
          learning_rate: float | None = None, verbose: int = 0) -> tuple:
-    """:func:`~deepfake_keras.training.fit.fit_resumable` with this experiment's seed and patience."""
-    from ..config import XceptionConfig
+    """:func:`~deepfake_keras.training.fit.fit_resumable` with this experiment's seed, patience and
+    strategy (``setup``: :func:`~deepfake_keras.pipelines.common.training_setup`), curves in its logs."""
     from ..training.fit import fit_resumable
 
     learning_rate = float(XceptionConfig.learning_rate if learning_rate is None else learning_rate)
     settings = {**settings, "epochs": int(epochs), "patience": config.patience, "seed": int(config.seed),
                 "learning_rate": learning_rate}
     return fit_resumable(build, data, out_dir, epochs=epochs, patience=config.patience, seed=config.seed,
-                         settings=settings, learning_rate=learning_rate, verbose=verbose)
+                         settings=settings, learning_rate=learning_rate, verbose=verbose,
+                         strategy=setup["strategy"], log_dir=setup["logs"] / out_dir.name)
 
 
 def _array_data(parts: dict, features):

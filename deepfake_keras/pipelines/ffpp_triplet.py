@@ -38,9 +38,10 @@ import pandas as pd
 
 from ..config import ExtractConfig, TripletExperiment
 from ..io import log, save_json, versions, write_csv
+from ..training.distribute import describe
 from .common import (add_faceless, calibrate, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
-                     fold_summary, make_run_dir, per_method_accuracy, quiet_retracing_warnings, resolve_data_root,
-                     splits_of, test_metrics, triplet_spaces, video_predictions)
+                     fold_summary, make_run_dir, per_method_accuracy, resolve_data_root,
+                     splits_of, test_metrics, training_setup, triplet_spaces, video_predictions)
 
 EXPERIMENT = "ffpp_triplet"
 MODELS = {
@@ -65,21 +66,21 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     """Run the experiment with ``config``; results in ``out`` (default ``results/ffpp_triplet/<timestamp>``).
     ``workers``: face extraction processes. Returns the results folder."""
     from ..data.datasets import ffpp_manifest
-    from ..training.fit import deterministic
 
     started = time.time()
-    deterministic(config.seed)
-    quiet_retracing_warnings()
     root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
     run_dir = make_run_dir(out, EXPERIMENT)
     log(f"results: {run_dir}")
+    setup = training_setup(config, run_dir)
     manifest = ffpp_manifest(root, config.compression, config.methods, config.splits)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video)
     store = Path(config.store or default_store(root, extract_config))
     facenet = choose_facenet(config.facenet, config.fallback_facenet)
     record = {**config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root),
               "store": str(store), "extract": extract_config.to_dict(), "facenet": facenet,
-              "head": config.head().to_dict(), "versions": versions(), "command": command}
+              "head": config.head().to_dict(), "distribute": describe(setup["strategy"], config.triplet_batch_size,
+                                                                       config.learning_rate),
+              "versions": versions(), "command": command}
     save_json(run_dir / "config.json", record)
 
     table, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
@@ -87,8 +88,9 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     frames, videos, per_fold, training, first, tested = [], [], [], {}, None, set()
     for split in splits_of(manifest, config.folds, config.seed):
         part = table.assign(split=table["store_key"].map(split["side"]))
-        models_dir = run_dir / "models" / (f"fold_{split['fold']}" if config.folds else "")
-        trained = train_and_score(x, part, models_dir, config)
+        name = f"fold_{split['fold']}" if config.folds else ""
+        trained = train_and_score(x, part, run_dir / "models" / name, config, setup["strategy"],
+                                  setup["logs"] / name)
         frame_table, predictions = tables_of(part, manifest.assign(split=manifest["store_key"].map(split["side"])),
                                              trained, config, split["fold"])
         tested |= {k for k, side in split["side"].items() if side == "test"}
@@ -124,7 +126,8 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     return run_dir
 
 
-def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExperiment) -> dict:
+def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExperiment, strategy=None,
+                    logs: Path | None = None) -> dict:
     """Train the heads (semi-hard, random-pick, the dense net) on the ``train`` rows of ``table``, keeping
     the best epoch on the ``val`` rows, and fit the classifiers; returns ``scores`` ({model: P(fake) of
     every row}), ``fitted`` classifiers, ``spaces``, the dense ``trunk``, ``training`` records, the
@@ -134,12 +137,14 @@ def train_and_score(x, table: pd.DataFrame, models_dir: Path, config: TripletExp
     head = config.head()
     labels = table["label"].to_numpy()
     train, val = ((table["split"] == s).to_numpy() for s in ("train", "val"))
-    spaces, training = triplet_spaces(x, labels, train, val, models_dir, head, ("semi-hard", "random"), config.seed)
+    spaces, training = triplet_spaces(x, labels, train, val, models_dir, head, ("semi-hard", "random"), config.seed,
+                                      strategy, logs)
     log("training the dense classifier (no triplet loss)")
     dense, trunk, history = train_dense_classifier(x[train], labels[train], x[val], labels[val], epochs=head.epochs,
                                                    batch_size=head.batch_size, patience=head.patience,
                                                    learning_rate=head.learning_rate, seed=config.seed,
-                                                   dropout=head.dropout, normalize=head.normalize)
+                                                   dropout=head.dropout, normalize=head.normalize, strategy=strategy,
+                                                   log_dir=None if logs is None else logs / "dense")
     training["dense"] = {"epochs_run": len(history["val_loss"]), "best_val_loss": min(history["val_loss"])}
     scores, fitted = classifier_scores(spaces, labels, train, config.seed)
     for space, scale in (("facenet", False), ("facenet_std", True)):

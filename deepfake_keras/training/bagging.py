@@ -69,7 +69,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
               patience=XceptionConfig.patience, learning_rate: float = XceptionConfig.learning_rate,
               schedule_decay: float = XceptionConfig.schedule_decay, augment: bool = False, cache=False,
               steps_per_epoch: int | None = None, build_model=None, callbacks=(), verbose: int = 1,
-              extra: dict | None = None) -> dict:
+              extra: dict | None = None, strategy=None, log_dir=None) -> dict:
     """Train one model on ``train_faces`` (rows of faces.csv); skip if done, resume if interrupted.
 
     Args:
@@ -93,6 +93,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
             epoch is saved.
         verbose: Keras' progress output (0 silent, 1 bar, 2 a line per epoch).
         extra: more fields to record in ``settings.json`` and ``bag.json``.
+        strategy, log_dir: see :func:`deepfake_keras.training.fit.fit_resumable`.
 
     Returns the ``bag.json`` record: ``settings``, ``history`` (per epoch, over
     all resumed runs), ``epochs_run``, ``best_epoch`` (1-based, the weights kept),
@@ -158,7 +159,8 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
     record, _ = fit_resumable(lambda: build(image_size=image_size, weights=weights), data, bag_dir, epochs=epochs,
                               patience=patience, seed=seed, settings=settings, learning_rate=learning_rate,
                               schedule_decay=schedule_decay, done_file=DONE_FILE, before_validation=recalibrate,
-                              finish=finish, callbacks=callbacks, verbose=verbose)
+                              finish=finish, callbacks=callbacks, verbose=verbose, strategy=strategy,
+                              log_dir=log_dir)
     return record
 
 
@@ -173,7 +175,7 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
                   learning_rate: float = XceptionConfig.learning_rate,
                   schedule_decay: float = XceptionConfig.schedule_decay, augment: bool = False, cache=False,
                   steps_per_epoch: int | None = None, build_model=None, callbacks=(), verbose: int = 1,
-                  progress: bool = True) -> list:
+                  progress: bool = True, strategy=None, log_dir=None) -> list:
     """Train the paper's ``n_bags`` models (see the module docstring); returns their ``bag.json`` records.
 
     ``faces_table`` is the face store's ``faces.csv`` (every split; only ``train``
@@ -183,7 +185,9 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
     ``out_dir/bagging.json`` first; a re-run with the same data and settings skips
     done bags and resumes an interrupted one; with a different plan it raises
     ValueError rather than mix two runs. Bag ``i`` is seeded with ``seed + i``;
-    the split into bags and the validation split with ``seed``. With
+    the split into bags and the validation split with ``seed``. ``strategy``: see
+    :func:`deepfake_keras.training.fit.fit_resumable`; ``log_dir``: each bag's curves go to
+    ``<log_dir>/bag_<i>/``. With
     ``weights="imagenet"``, the weights file is resolved once up front, so a
     machine that cannot fetch it fails before anything is written. Other
     arguments: see :func:`train_bag`.
@@ -230,7 +234,8 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
                                  patience=patience, learning_rate=learning_rate, schedule_decay=schedule_decay,
                                  augment=augment, cache=cache, steps_per_epoch=steps_per_epoch,
                                  build_model=build_model, callbacks=callbacks, verbose=verbose,
-                                 extra={"bag": i, "n_bags": int(n_bags)}))
+                                 extra={"bag": i, "n_bags": int(n_bags)}, strategy=strategy,
+                                 log_dir=None if log_dir is None else Path(log_dir) / f"bag_{i}"))
     return records
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..config import XceptionConfig
 from ..io import json_bytes, log, versions, write_atomic
+from .distribute import describe
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -64,10 +65,17 @@ def save_weights(model, path) -> Path:
 def load_weights(model, path):
     """``model`` with the weights of ``path`` (a ``.weights.h5`` saved by this package) loaded; ValueError
     if the file does not exist."""
+    import tensorflow as tf
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such weights file")
-    model.load_weights(str(path))
+    if model.distribute_strategy is tf.distribute.get_strategy():
+        model.load_weights(str(path))
+    else:  # Keras cannot assign a .weights.h5 file to mirrored variables: load a plain copy, hand its arrays over
+        plain = tf.keras.models.clone_model(model)
+        plain.load_weights(str(path))
+        model.set_weights(plain.get_weights())
     return model
 
 
@@ -145,7 +153,7 @@ class EpochCheckpoint:
         whose weights are loaded into ``model`` (0 if no epoch was validated: the weights stay); else the last."""
         best = int(self.best_epoch.numpy()) if validated else int(self.epochs_done.numpy())
         if validated and best:
-            model.load_weights(str(self.best_file(best)))
+            load_weights(model, self.best_file(best))
         return best
 
     def cleanup(self) -> None:
@@ -223,7 +231,8 @@ def recalibrate_batch_norm(model, dataset, max_batches: int | None = None) -> in
 def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, settings: dict,
                   learning_rate: float = XceptionConfig.learning_rate,
                   schedule_decay: float = XceptionConfig.schedule_decay, done_file: str = MODEL_FILE,
-                  before_validation=None, finish=None, callbacks=(), verbose: int = 0) -> tuple:
+                  before_validation=None, finish=None, callbacks=(), verbose: int = 0, strategy=None,
+                  log_dir=None) -> tuple:
     """Train ``build()`` (compiled here with the paper's Nadam, binary cross-entropy) resumably in
     ``out_dir`` (see the module docstring), keeping the best epoch on the validation loss.
 
@@ -244,6 +253,10 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
             join the record.
         callbacks: more Keras callbacks; they run after each epoch's checkpoint is saved.
         done_file: the record's file name (``model.json``; ``bag.json`` for the bags).
+        strategy: the ``tf.distribute`` strategy to build, compile and train under (default: the
+            current one); ``settings["batch_size"]`` is the global batch (:mod:`.distribute`).
+        log_dir: where Keras' ``CSVLogger`` (``training.csv``, appended to on resume) and ``TensorBoard``
+            write the epochs' losses and metrics.
 
     Returns ``(record, model)``. A model done before is not retrained: its record, and
     ``build()`` with its saved weights.
@@ -260,8 +273,10 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
     write_or_check(out_dir / SETTINGS_FILE, settings, f"{out_dir} holds an interrupted run with other settings",
                    "use the same settings to resume it, or delete the folder")
     started = time.time()
+    strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(int(seed))
-    model = compile_classifier(build(), learning_rate, schedule_decay)
+    with strategy.scope():
+        model = compile_classifier(build(), learning_rate, schedule_decay)
     state = EpochCheckpoint(out_dir, model, monitor="val_loss", patience=patience)
     initial = state.restore()
     resumed = _resume_log(out_dir, initial)
@@ -274,7 +289,7 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
         first.append(_validate_after(fit.pop("validation_data"), before_validation))
     if initial < int(epochs) and not bool(state.stopped.numpy()):
         model.fit(**fit, epochs=int(epochs), initial_epoch=initial,
-                  callbacks=[*first, state.callback, *callbacks], verbose=verbose)
+                  callbacks=[*first, state.callback, *training_logs(log_dir), *callbacks], verbose=verbose)
     history = state.history
     best = state.restore_best(model, validated)
     extra = finish(model) if finish is not None else {}
@@ -284,12 +299,28 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
               "best_val_loss": float(state.best.numpy()) if validated and best else None,
               "best_val_accuracy": (history["val_accuracy"][best - 1]
                                     if validated and best and "val_accuracy" in history else None),
-              "resumed_at": resumed, "weights": WEIGHTS_FILE, "params": int(model.count_params()), **extra,
+              "resumed_at": resumed, "weights": WEIGHTS_FILE, "params": int(model.count_params()),
+              "distribute": describe(strategy, int(settings.get("batch_size", strategy.num_replicas_in_sync)),
+                                     learning_rate), **extra,
               "seconds_last_run": round(time.time() - started, 1), "versions": versions()}
     write_atomic(out_dir / done_file, json_bytes(record))
     state.cleanup()
     (out_dir / RUNS_FILE).unlink(missing_ok=True)
     return record, model
+
+
+def training_logs(log_dir) -> list:
+    """Keras callbacks writing a training's curves where people look for them: ``<log_dir>/training.csv``
+    (appended to when a run resumes) and TensorBoard event files (``tensorboard --logdir <log_dir>``);
+    none without ``log_dir``."""
+    if log_dir is None:
+        return []
+    import tensorflow as tf
+
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return [tf.keras.callbacks.CSVLogger(str(log_dir / "training.csv"), append=True),
+            tf.keras.callbacks.TensorBoard(str(log_dir), profile_batch=0, write_graph=False)]
 
 
 def _validate_after(validation, before):

@@ -161,30 +161,46 @@ def grouped_folds(videos: pd.DataFrame, k: int, seed: int = 0, val_fraction: flo
     """K-fold cross-validation by group: ``k`` dicts ``{"fold", "train", "val", "test"}`` of store keys.
 
     ``videos``: one row per video with ``store_key`` and ``group_col`` (e.g. the FF++ pair: a pair, its
-    originals and every fake made from them are one group). The groups, in an order drawn with
-    ``seed``, are dealt round-robin into ``k`` folds; each fold is the test set once, and of the other
-    groups ``round(val_fraction * n)`` (at least 1) drawn with ``seed + fold`` validate and the rest
-    train. A group is never on two sides; every video is tested exactly once. Raises ValueError for
-    ``k < 2``, fewer groups than ``k + 2`` (a fold needs test, validation and training groups) or a
-    missing column.
+    originals and every fake made from them are one group), and optionally ``label``. The groups, in
+    an order drawn with ``seed``, are dealt round-robin into ``k`` folds, those holding fakes first
+    and then those holding only real videos (so that with labels each fold gets its share of both
+    kinds); each fold is the test set once. Of the other groups ``round(val_fraction * n)`` (at least
+    1) drawn with ``seed + 1 + fold`` validate and the rest train; when the draw holds no video of a
+    class the training groups have, the first further group (same draw) with one is added. A group is
+    never on two sides; every video is tested exactly once. Raises ValueError for ``k < 2``, fewer
+    groups than ``k + 2`` (a fold needs test, validation and training groups), a missing column, or a
+    fold whose training groups lack a class.
     """
     for col in ("store_key", group_col):
         if col not in videos.columns:
             raise ValueError(f"the table has no {col!r} column (columns: {list(videos.columns)})")
     k = int(k)
-    groups = np.array(sorted(videos[group_col].astype(str).unique()))
+    group = videos[group_col].astype(str)
+    groups = np.array(sorted(group.unique()))
     if k < 2:
         raise ValueError(f"k-fold cross-validation needs k >= 2, got {k}")
     if len(groups) < k + 2:
         raise ValueError(f"{k}-fold cross-validation by {group_col} needs at least {k + 2} groups, got {len(groups)}")
+    labels = videos["label"].astype(int) if "label" in videos.columns else pd.Series(0, index=videos.index)
+    classes = {g: frozenset(labels[(group == g).to_numpy()].tolist()) for g in groups}
     order = groups[np.random.default_rng(int(seed)).permutation(len(groups))]
+    order = sorted(order, key=lambda g: 1 not in classes[g])  # stable: groups with fakes first, drawn order kept
     fold_of = {g: i % k for i, g in enumerate(order)}
-    group = videos[group_col].astype(str)
     out = []
     for fold in range(k):
         rest = np.array([g for g in order if fold_of[g] != fold])
+        rest = rest[np.random.default_rng(int(seed) + 1 + fold).permutation(len(rest))]
         n_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
-        val = set(rest[np.random.default_rng(int(seed) + 1 + fold).permutation(len(rest))[:n_val]])
+        val, train = list(rest[:n_val]), list(rest[n_val:])
+        for c in sorted(set(labels)):
+            if not any(c in classes[g] for g in val):
+                extra = next((g for g in train if c in classes[g]), None)
+                if extra is not None and sum(c in classes[g] for g in train) > 1:
+                    val.append(extra)
+                    train.remove(extra)
+            if not any(c in classes[g] for g in train):
+                raise ValueError(f"fold {fold} of the {k}-fold cross-validation has no training video of "
+                                 f"label {c}: too few groups hold one")
         side = group.map(lambda g: "test" if fold_of[g] == fold else "val" if g in val else "train")
         out.append({"fold": fold, **{name: sorted(videos.loc[(side == name).to_numpy(), "store_key"])
                                      for name in ("train", "val", "test")}})

@@ -22,6 +22,8 @@ import tensorflow as tf
 from ..config import HeadConfig
 from ..io import versions, write_atomic
 from ..models.dense import build_dense_classifier
+from .distribute import describe
+from .fit import training_logs
 from ..models.triplet import (DISTANCES, MINING, RandomTripletLoss, as_features, as_labels, build_triplet_head,
                               head_from_record, semi_hard_loss, triplet_model)
 
@@ -86,7 +88,9 @@ def balanced_batches(labels, batch_size: int, rng: np.random.Generator):
     """Endless class-balanced batches of row indices (a generator of int arrays).
 
     Each batch holds ``batch_size // n_classes`` rows of every class (at least
-    2, so that every class has positive pairs). Each class is drawn without
+    2, so that every class has positive pairs), interleaved (one of each class,
+    then again), so that the share of each replica of a distributed training
+    holds every class too. Each class is drawn without
     replacement from a fresh random permutation, pass after pass, so the
     minority class repeats sooner than the majority (oversampling it).
     """
@@ -103,7 +107,7 @@ def balanced_batches(labels, batch_size: int, rng: np.random.Generator):
                 queues[c] = np.concatenate([queues[c], rng.permutation(idx)])
             batch.append(queues[c][:per_class])
             queues[c] = queues[c][per_class:]
-        yield np.concatenate(batch)
+        yield np.stack(batch, axis=1).reshape(-1)  # classes interleaved: any contiguous share holds both
 
 
 def _train_dataset(x, y, mining, batch_size, seed) -> tf.data.Dataset:
@@ -145,7 +149,7 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
                        embedding_dim: int = HeadConfig.embedding_dim, dropout: float = HeadConfig.dropout,
                        learning_rate: float = HeadConfig.learning_rate, normalize: bool = HeadConfig.normalize,
                        initializer: str = HeadConfig.initializer, steps_per_epoch: int | None = None,
-                       verbose: int = 0) -> tuple:
+                       verbose: int = 0, strategy=None, log_dir=None) -> tuple:
     """Train a triplet head on embeddings; early stopping on the validation loss.
 
     Args:
@@ -172,6 +176,10 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
             ``triplet_head.json`` (settings, history, versions) there.
         margin, distance, units, embedding_dim, dropout, learning_rate, normalize,
             initializer: see :class:`deepfake_keras.config.HeadConfig` (the authors').
+        strategy: the ``tf.distribute`` strategy to train under (:mod:`.distribute`); ``batch_size`` is
+            the global batch. Each batch interleaves the classes, so every replica's share holds both
+            and mines its own semi-hard triplets.
+        log_dir: Keras' CSVLogger and TensorBoard logs of the epochs there.
 
     Returns ``(head, record)``: the trained head (input ``d`` -> unit
     ``embedding_dim``-vectors) and the dict written to the JSON: ``settings``,
@@ -208,13 +216,16 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
                     n_train=int(len(x_train)), n_val=int(len(x_val)),
                     class_counts_train={str(c): int(n) for c, n in zip(*np.unique(y_train, return_counts=True))})
 
+    strategy = strategy or tf.distribute.get_strategy()
+    distribute = describe(strategy, settings["batch_size"], learning_rate)
     tf.keras.utils.set_random_seed(int(seed))
-    head = build_triplet_head(settings["input_dim"], units, embedding_dim, dropout, normalize, initializer)
-    if mining == "semi-hard":
-        model, loss = head, semi_hard_loss(margin, distance)
-    else:
-        model, loss = triplet_model(head), RandomTripletLoss(margin, distance)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss)
+    with strategy.scope():
+        head = build_triplet_head(settings["input_dim"], units, embedding_dim, dropout, normalize, initializer)
+        if mining == "semi-hard":
+            model, loss = head, semi_hard_loss(margin, distance)
+        else:
+            model, loss = triplet_model(head), RandomTripletLoss(margin, distance)
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss)
 
     xv, yv, val_batch = _val_data(x_val, y_val, mining, settings["batch_size"], int(seed))
     initial_val_loss = float(model.evaluate(xv, yv, batch_size=val_batch, verbose=0))
@@ -223,7 +234,7 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
     fit = model.fit(_train_dataset(x_train, y_train, mining, settings["batch_size"], int(seed)),
                     steps_per_epoch=settings["steps_per_epoch"], epochs=int(epochs),
                     validation_data=(xv, yv), validation_batch_size=val_batch,
-                    callbacks=[stopper], verbose=verbose)
+                    callbacks=[stopper, *training_logs(log_dir)], verbose=verbose)
     if stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)
 
@@ -231,7 +242,7 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
     best = int(np.argmin(history["val_loss"]))
     record = dict(settings=settings, history=history, initial_val_loss=initial_val_loss,
                   best_epoch=best + 1, best_val_loss=history["val_loss"][best],
-                  epochs_run=len(history["val_loss"]),
+                  epochs_run=len(history["val_loss"]), distribute=distribute,
                   versions=versions())
     if out_dir is not None:
         save_triplet_head(head, record, out_dir)
@@ -263,7 +274,8 @@ def load_triplet_head(out_dir) -> tuple:
 def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadConfig.epochs,
                            batch_size: int = HeadConfig.batch_size, patience: int | None = HeadConfig.patience,
                            learning_rate: float = HeadConfig.learning_rate, seed: int = 0,
-                           dropout: float = HeadConfig.dropout, normalize: bool = HeadConfig.normalize) -> tuple:
+                           dropout: float = HeadConfig.dropout, normalize: bool = HeadConfig.normalize,
+                           strategy=None, log_dir=None) -> tuple:
     """Train :func:`~deepfake_keras.models.dense.build_dense_classifier` with binary cross-entropy
     (class-balanced weights), early stopping on the validation loss with the best weights kept.
 
@@ -275,15 +287,16 @@ def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadCon
     if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
         raise ValueError("train_dense_classifier needs both classes in the training and the validation split")
     tf.keras.utils.set_random_seed(int(seed))
-    model, trunk = build_dense_classifier(x_train.shape[1], dropout=dropout, normalize=normalize)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model, trunk = build_dense_classifier(x_train.shape[1], dropout=dropout, normalize=normalize)
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
     n_fake = float(y_train.sum())
     n_real = float(len(y_train) - n_fake)
     weights = {0: len(y_train) / (2 * n_real), 1: len(y_train) / (2 * n_fake)}
     stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
                                                patience=int(epochs if patience is None else patience))
     fit = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs), batch_size=int(batch_size),
-                    class_weight=weights, callbacks=[stopper], verbose=0, shuffle=True)
+                    class_weight=weights, callbacks=[stopper, *training_logs(log_dir)], verbose=0, shuffle=True)
     if stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)
     return model, trunk, {k: [float(v) for v in vals] for k, vals in fit.history.items()}

@@ -23,7 +23,7 @@ def test_a_reused_store_takes_labels_and_splits_from_the_current_manifest(tmp_pa
     the faces handed to training must say test (the store's old record would leak it into training)."""
     first = {"ffpp/a/real": "train", "ffpp/b/fake": "train", "ffpp/c/real": "val"}
     store = make_store(tmp_path / "store", {k: (int("fake" in k), s, noise_crops(2, i))
-                                            for i, (k, s) in enumerate(first.items())})
+                                            for i, (k, s) in enumerate(first.items())}, data_root=tmp_path)
     store_config = ExtractConfig(frames_per_video=8, crop_size=32)  # the tiny store's settings
     again = {"ffpp/a/real": "test", "ffpp/b/fake": "train", "ffpp/c/real": "train"}
     faces, summary = extract_faces(manifest_of(again, tmp_path), tmp_path / "data", store.root, store_config,

@@ -230,6 +230,7 @@ def test_balanced_batches():
     batches = [next(gen) for _ in range(10)]
     for b in batches:
         assert len(b) == 16 and np.sum(labels[b] == 0) == 8
+        assert set(labels[b[:8]]) == {0, 1} and set(labels[b[8:]]) == {0, 1}  # each half holds both classes
     reals = np.concatenate([b[labels[b] == 0] for b in batches])
     # without replacement within a pass: the first 80 reals drawn are 8 full passes over the 10
     assert np.all(np.bincount(reals, minlength=80)[70:] == 8)
@@ -352,7 +353,7 @@ def test_classifiers_on_trained_embeddings(toy, trained, kind):
     scores = frame_scores(clf, mt.embed(head, xv))
     assert scores.shape == (len(xv),) and np.all((scores >= 0) & (scores <= 1))
     frames = binary_metrics(tv["label"], scores)
-    assert frames["auc"] > 0.95
+    assert frames["auc"] > 0.9
     videos = video_scores(tv.assign(p_fake=scores), "p_fake")
     assert len(videos) == 40
     assert binary_metrics(videos["label"], videos["p_fake"])["auc"] >= frames["auc"] - 0.02
