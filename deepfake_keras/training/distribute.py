@@ -37,6 +37,25 @@ def strategy_for(name: str = "auto"):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def synchronize_batch_norm(model, strategy) -> int:
+    """Under a strategy of several replicas, make every ``BatchNormalization`` layer of ``model`` compute
+    its batch statistics over the global batch (Keras' ``synchronized=True``, one all-reduce per layer and
+    step) rather than over each replica's share; returns the number of layers changed (0 on one replica).
+
+    Why: Xception normalises with batch statistics while training; over 2 replicas a batch of 32 would be
+    normalised as two batches of 16, another model than the paper's (measured on a tiny Xception bag over
+    two CPU devices: training loss 0.21 against 0.056 on one device after 2 epochs). Synchronised, the
+    mirrored run computes what one device computes, up to the order of float sums."""
+    import tensorflow as tf
+
+    if strategy.num_replicas_in_sync < 2:
+        return 0
+    layers = [m for m in model.submodules if isinstance(m, tf.keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.synchronized, layer.fused = True, False  # read when the training step is traced
+    return len(layers)
+
+
 def set_mixed_precision(on: bool) -> str:
     """Keras' global dtype policy: ``mixed_float16`` when ``on``, else ``float32``; returns its name."""
     import tensorflow as tf

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import XceptionConfig
 from ..io import json_bytes, log, versions, write_atomic
-from .distribute import describe
+from .distribute import describe, synchronize_batch_norm
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -276,7 +276,9 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
     strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(int(seed))
     with strategy.scope():
-        model = compile_classifier(build(), learning_rate, schedule_decay)
+        model = build()
+        synchronize_batch_norm(model, strategy)
+        model = compile_classifier(model, learning_rate, schedule_decay)
     state = EpochCheckpoint(out_dir, model, monitor="val_loss", patience=patience)
     initial = state.restore()
     resumed = _resume_log(out_dir, initial)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from deepfake_keras.config import STRATEGIES, TripletExperiment
@@ -99,8 +100,6 @@ def test_semi_hard_mining_per_replica_still_trains(runs):
 
 
 def test_training_curves_are_logged(runs):
-    import pandas as pd
-
     results, out = runs
     csv = pd.read_csv(out / "logs" / "dense_mirrored" / "training.csv")
     assert csv["epoch"].tolist() == [0, 1, 2, 3]
@@ -114,54 +113,70 @@ def test_the_strategy_is_a_validated_setting():
         TripletExperiment.demo(strategy="gpu")
 
 
-XCEPTION_BAG = textwrap.dedent(r'''
+XCEPTION_BAGS = textwrap.dedent(r'''
     import json, sys
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from tests.tiny_store import celebdf_like
+    from deepfake_keras.models.xception import build_xception
     from deepfake_keras.training.bagging import train_bag
     from deepfake_keras.training.distribute import strategy_for
     out = sys.argv[1]
-    store = celebdf_like(out + "/store", n_fake=4, n_real=4, frames=4, size=71)
+    store = celebdf_like(out + "/store", n_fake=4, n_real=4, frames=2, size=71)
     faces = store.faces()
     train = faces[faces["split"] == "train"].reset_index(drop=True)
-    record = train_bag(train, store.root, out + "/bag", train.iloc[::3].reset_index(drop=True), epochs=2,
-                       image_size=71, batch_size=8, weights="none", seed=0, patience=None,
-                       strategy=strategy_for("mirrored"), log_dir=out + "/logs")
-    print("RESULT " + json.dumps(record))
+
+    def build(image_size, weights):  # no dropout: its masks are drawn per replica
+        return build_xception(image_size, weights, dropout=0.0)
+
+    records = {}
+    for name in ("one", "mirrored"):
+        records[name] = train_bag(train, store.root, f"{out}/bag_{name}", train.iloc[::3].reset_index(drop=True),
+                                  epochs=2, image_size=71, batch_size=8, weights="none", seed=0, patience=None,
+                                  learning_rate=2e-4, build_model=build, strategy=strategy_for(name),
+                                  log_dir=f"{out}/logs/{name}")
+    print("RESULT " + json.dumps(records))
 ''')
 
 
 @pytest.mark.slow
-def test_an_xception_bag_trains_mirrored_and_its_weights_load_on_one_device(tmp_path):
-    """One Xception bag (71 px, random start) mirrored over two CPU devices: batch norm recalibrated per
-    validation, best epoch kept; the saved weights load into a model on one device and score the
-    validation faces as the run validated them."""
+def test_an_xception_bag_trains_mirrored_as_on_one_device(tmp_path):
+    """One Xception bag (71 px, random start, no dropout) on one device and mirrored over two CPU devices.
+    Batch norm is synchronised over the replicas (training.distribute.synchronize_batch_norm), so both
+    runs compute the statistics of the same global batch of 8: the training losses agree to float
+    round-off (measured 2e-5 relative after epoch 1, 1e-3 after epoch 2; bound 1e-2). The validation loss
+    goes through batch-norm statistics recomputed on the training frames (fit.recalibrate_batch_norm),
+    which turn those round-off differences into a few percent on a 12-frame validation set (measured
+    3 % and 6 %; bound 15 %). Unsynchronised, the same runs differed by 270 % in training loss after 2
+    epochs: the bounds would catch it. The mirrored bag's saved weights load into a one-device model."""
     import numpy as np
-    import pandas as pd
-    from sklearn.metrics import roc_auc_score
 
     from deepfake_keras.data.inputs import face_dataset
     from deepfake_keras.data.store import FaceStore
     from deepfake_keras.models.xception import build_xception
     from deepfake_keras.training.fit import load_weights
 
-    root = str(Path(__file__).resolve().parents[2])
-    done = subprocess.run([sys.executable, "-c", XCEPTION_BAG, str(tmp_path)], capture_output=True, text=True,
-                          timeout=1800, cwd=root)
+    done = subprocess.run([sys.executable, "-c", XCEPTION_BAGS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=2400, cwd=str(Path(__file__).resolve().parents[2]))
     assert done.returncode == 0, done.stderr[-3000:]
-    record = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
-    assert record["distribute"]["replicas"] == 2 and record["distribute"]["per_replica_batch"] == 4
-    assert record["batch_norm_batches"] > 0
-    assert len(pd.read_csv(tmp_path / "logs" / "training.csv")) == record["epochs_run"] == 2
-    model = load_weights(build_xception(71, weights=None), tmp_path / "bag" / record["weights"])
+    records = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    one, mirrored = records["one"], records["mirrored"]
+    assert one["distribute"]["replicas"] == 1
+    assert mirrored["distribute"]["replicas"] == 2 and mirrored["distribute"]["per_replica_batch"] == 4
+    assert mirrored["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=1e-2)
+    assert mirrored["history"]["val_loss"] == pytest.approx(one["history"]["val_loss"], rel=0.15)
+    assert one["history"]["loss"][-1] < one["history"]["loss"][0]
+    assert len(pd.read_csv(tmp_path / "logs" / "mirrored" / "training.csv")) == mirrored["epochs_run"] == 2
+
     faces = FaceStore.open(tmp_path / "store").faces()
-    val = faces[faces["split"] == "train"].reset_index(drop=True).iloc[::3]
-    p = model.predict(face_dataset(val, tmp_path / "store", 71, 8, labels=False), verbose=0).ravel()
-    assert np.isfinite(p).all()
-    best = record["best_epoch"]
-    assert roc_auc_score(val["label"], p) == pytest.approx(record["history"]["val_auc"][best - 1], abs=0.05)
+    faces = faces[faces["split"] == "train"].reset_index(drop=True)
+    models = {name: load_weights(build_xception(71, weights=None, dropout=0.0), tmp_path / f"bag_{name}" / r["weights"])
+              for name, r in records.items()}
+    p = {name: m.predict(face_dataset(faces, tmp_path / "store", 71, 8, labels=False), verbose=0).ravel()
+         for name, m in models.items()}
+    assert np.isfinite(p["mirrored"]).all()
+    assert np.corrcoef(p["one"], p["mirrored"])[0, 1] > 0.9  # the same model, up to round-off
 
 
 def test_mixed_precision_keeps_every_output_float32():
