@@ -47,6 +47,21 @@ SCRIPT = textwrap.dedent(r'''
         record, _ = fit_resumable(build, data, f"{out_root}/dense_{name}", epochs=4, patience=None, seed=0,
                                   settings={"batch_size": 32, "strategy": name}, strategy=strategy,
                                   log_dir=f"{out_root}/logs/dense_{name}")
+        if name == "mirrored":  # interrupted after epoch 2 (as a kill would), then resumed
+            class Stop(tf.keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None):
+                    if epoch == 1:
+                        raise KeyboardInterrupt
+
+            try:
+                fit_resumable(build, data, f"{out_root}/resumed", epochs=4, patience=None, seed=0,
+                              settings={"batch_size": 32}, strategy=strategy, callbacks=[Stop()])
+            except KeyboardInterrupt:
+                pass
+            resumed, _ = fit_resumable(build, data, f"{out_root}/resumed", epochs=4, patience=None, seed=0,
+                                       settings={"batch_size": 32}, strategy=strategy)
+            results["resumed"] = {"history": {k: resumed["history"][k] for k in ("loss", "val_loss")},
+                                  "resumed_at": resumed["resumed_at"]}
         heads = {}
         for mining in ("random", "semi-hard"):
             _, rec = train_triplet_head(x[:192], y[:192], x[192:], y[192:], mining=mining, epochs=3, batch_size=32,
@@ -88,6 +103,16 @@ def test_mean_losses_train_the_same_on_one_device_and_mirrored(runs):
         assert one["dense"][key] == pytest.approx(mirrored["dense"][key], rel=1e-3)
         assert one["heads"]["random"][key] == pytest.approx(mirrored["heads"]["random"][key], rel=1e-3)
     assert one["dense"]["loss"][-1] < one["dense"]["loss"][0]  # and it is learning, so the check has teeth
+
+
+def test_a_mirrored_training_interrupted_resumes_where_it_stopped(runs):
+    """Killed after epoch 2 and run again: epochs 3-4 continue from the checkpoint (weights and optimizer
+    state of the mirrored variables) and the curve is the uninterrupted run's."""
+    results, _ = runs
+    resumed = results["resumed"]
+    assert resumed["resumed_at"] == [0, 2]
+    for key in ("loss", "val_loss"):
+        assert resumed["history"][key] == pytest.approx(results["mirrored"]["dense"][key], rel=1e-5)
 
 
 def test_semi_hard_mining_per_replica_still_trains(runs):
