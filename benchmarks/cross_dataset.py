@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_KERAS_TEST_DATA", REPO / ".." / "shared" / "data"))
 
 
-def labels_csv(path: Path, rows: list) -> Path:
-    path.write_text("path,label\n" + "".join(f"{p},{label}\n" for p, label in rows))
+def labels_csv(path: Path, rows: list, header: str = "path,label") -> Path:
+    path.write_text(header + "\n" + "".join(f"{p},{label}\n" for p, label in rows))
     return path
 
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                    "--compression", "c23", "--methods", "Deepfakes", "Face2Face", "FaceSwap",
                    "--facenet", "facenet-msceleb-128", "--out", str(out / "train"), "--quiet"])
     bundle = str(out / "train" / "bundle")
-    dfdc_labels = labels_csv(out / "dfdc_labels.csv", [("lynaeydofd.mp4", "real")])
+    dfdc_labels = labels_csv(out / "dfdc_labels.csv", [("lynaeydofd.mp4", 0)], "filename,label")  # DFDC's test format
     other = sorted((data / "ffpp_mini").rglob("*.mp4")) + sorted((data / "face_videos").glob("*.mp4"))
     folder_labels = labels_csv(out / "real_clips_labels.csv",
                                [(p.relative_to(data), "fake" if "manipulated_sequences" in p.parts else "real")

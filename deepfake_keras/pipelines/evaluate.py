@@ -73,7 +73,7 @@ def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = 
     faces = faces.assign(score=frame_scores(bundle, store, faces, progress))
     predictions = video_verdicts(bundle, faces, manifest, store)
     write_csv(run_dir / "predictions.csv", predictions)
-    metrics = evaluation_metrics(faces, predictions)
+    metrics = evaluation_metrics(faces, predictions, bundle.threshold)
     metrics.update(demo_model=bundle.demo_model, threshold={"value": bundle.threshold, "source": bundle.threshold_source})
     metrics["seconds"] = round(time.time() - started, 1)
     save_json(run_dir / "metrics.json", metrics)
@@ -170,9 +170,10 @@ def video_verdicts(bundle, faces: pd.DataFrame, manifest: pd.DataFrame, store: P
     return pd.DataFrame(rows)
 
 
-def evaluation_metrics(faces: pd.DataFrame, predictions: pd.DataFrame) -> dict:
+def evaluation_metrics(faces: pd.DataFrame, predictions: pd.DataFrame, threshold: float = 0.5) -> dict:
     """Video and frame metrics of the scored videos (both classes needed for AUC/EER), per-method
-    accuracy, counts."""
+    accuracy, counts. ``threshold``: the bundle's, which the verdicts used (frames are called fake at it;
+    videos by the bundle's rule, recorded as ``decided: given``)."""
     from ..evaluation import binary_metrics
 
     scored = predictions[predictions["status"] == "scored"]
@@ -185,8 +186,8 @@ def evaluation_metrics(faces: pd.DataFrame, predictions: pd.DataFrame) -> dict:
                       "faces": int(len(faces))}}
     if scored["label"].nunique() == 2:
         decisions = (scored["verdict"] == "fake").astype(int).to_numpy()
-        out["video"] = binary_metrics(scored["label"], scored["score"], decisions=decisions)
-        out["frame"] = binary_metrics(faces["label"], faces["score"])
+        out["video"] = binary_metrics(scored["label"], scored["score"], threshold, decisions=decisions)
+        out["frame"] = binary_metrics(faces["label"], faces["score"], threshold)
     else:
         out["note"] = "the scored videos do not hold both classes: no AUC, EER, P/R/F1"
         out["video"] = {"accuracy": float(((scored["verdict"] == "fake").astype(int) == scored["label"]).mean())
