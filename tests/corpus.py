@@ -76,14 +76,15 @@ def portrait_frame() -> np.ndarray:
     return ffpp_frames(1)[0][:, PORTRAIT_X[0]:PORTRAIT_X[1]].copy()
 
 
-def encode(path, frames: list, fps: float = 25, input_args=(), output_args=()) -> Path:
-    """Encode BGR ``frames`` (one size, even sides) to an H.264 mp4 at ``path`` with ffmpeg."""
+def encode(path, frames: list, fps: float = 25, input_args=(), output_args=(), codec=("libx264", "-preset", "veryfast"),
+           pix_fmt: str = "yuv420p") -> Path:
+    """Encode BGR ``frames`` (one size, even sides) to a video at ``path`` with ffmpeg (H.264 unless ``codec``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames[0].shape[:2]
     cmd = [ffmpeg_exe(), "-y", "-nostdin", "-v", "error", *input_args,
            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
-           "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", *output_args, str(path)]
+           "-an", "-c:v", *codec, "-pix_fmt", pix_fmt, *output_args, str(path)]
     done = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
                           capture_output=True)
     if done.returncode != 0:
@@ -242,6 +243,73 @@ def non_utf8_name(folder, name=NON_UTF8_NAME, frames: int = 2):
     return encode(path, ffpp_frames(frames, SMALL))
 
 
+# ---------------------------------------------------------------- hostile media files (issue 17)
+
+OUTSIDE = "secret"  # a folder beside the input folder: what hostile files point at
+
+
+def outside_clip(folder) -> Path:
+    """A good clip with a face *outside* the input folder (``../secret/private.mp4``, three frames of
+    ``004.mp4`` mirrored, and ``private.ts``, the same in MPEG-TS), written once."""
+    secret = Path(folder).resolve().parent / OUTSIDE
+    mp4 = secret / "private.mp4"
+    if not mp4.is_file():
+        encode(mp4, [f[:, ::-1].copy() for f in ffpp_frames(3, SMALL)])
+        done = subprocess.run([ffmpeg_exe(), "-y", "-nostdin", "-v", "error", "-i", str(mp4), "-c", "copy", "-f",
+                               "mpegts", str(secret / "private.ts")], capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.decode(errors="replace"))
+    return mp4
+
+
+def hls_playlist(folder, name="playlist.mp4") -> Path:
+    """An HLS playlist named ``.mp4`` whose one segment is ``../secret/private.ts``."""
+    outside_clip(folder)
+    path = Path(folder) / name
+    path.write_text(f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n../{OUTSIDE}/private.ts\n"
+                    "#EXT-X-ENDLIST\n")
+    return path
+
+
+def ffconcat_list(folder, name="concat_list.mp4") -> Path:
+    """An ffconcat list named ``.mp4`` naming ``../secret/private.mp4``."""
+    outside_clip(folder)
+    path = Path(folder) / name
+    path.write_text(f"ffconcat version 1.0\nfile ../{OUTSIDE}/private.mp4\n")
+    return path
+
+
+def concat_url_name(folder, name="concat:one_frame.mp4") -> Path:
+    """Junk named like FFmpeg's concat protocol URL: read as a URL it would be ``one_frame.mp4``."""
+    path = Path(folder) / name
+    path.write_bytes(b"junk, not a video\n" * 50)
+    return path
+
+
+def pipe_url_name(folder, name="pipe:clip.mp4", frames: int = 3) -> Path:
+    """A good clip (three frames of ``004.mp4``) named like FFmpeg's pipe protocol URL (read as a
+    URL, it would read standard input and wait)."""
+    return encode(Path(folder) / name, ffpp_frames(frames, SMALL))
+
+
+def av1(folder, name="av1.mp4", frames: int = 3) -> Path:
+    """A valid AV1 clip (three frames of ``004.mp4``), which OpenCV's FFmpeg cannot decode."""
+    return encode(Path(folder) / name, ffpp_frames(frames, SMALL), codec=("libaom-av1", "-cpu-used", "8", "-crf", "40"))
+
+
+def huge_duration(folder, name="huge_duration.mkv", seconds: float = 2, claimed: float = 1e12) -> Path:
+    """A 2 s Matroska clip (frame 0 of ``004.mp4``, 256x144) whose header claims ``claimed`` seconds
+    (30,000 years: 2.5e13 frames at 25 fps; 1e15 s would overflow FFmpeg's 64-bit microseconds)."""
+    path = encode(Path(folder) / name, ffpp_frames(1, (256, 144)) * int(seconds * 25))
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Duration element, an 8-byte float in TimestampScale units (1 ms)
+    if at < 0:
+        raise RuntimeError(f"no 8-byte Duration element in {path}")
+    data[at + 3:at + 11] = np.array([claimed * 1000], ">f8").tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
 BUILDERS = {
     "empty": empty,
     "not_a_video": not_a_video,
@@ -259,6 +327,12 @@ BUILDERS = {
     "spaces": spaces,
     "non_ascii": non_ascii,
     "non_utf8_name": non_utf8_name,
+    "hls_playlist": hls_playlist,
+    "ffconcat_list": ffconcat_list,
+    "concat_url_name": concat_url_name,
+    "pipe_url_name": pipe_url_name,
+    "av1": av1,
+    "huge_duration": huge_duration,
 }
 
 

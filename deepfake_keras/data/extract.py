@@ -1,14 +1,16 @@
 """The extraction stage: manifest -> sampled frames -> MTCNN faces -> face store.
 
-:func:`extract_video` does one video; :func:`extract` does a manifest, skipping
-videos the store already has, with a progress bar and optional worker
-processes, and recording every video that yields nothing (with its reason)
-instead of stopping.
+:func:`extract_video` does one video; :func:`extract` does a manifest, skipping videos the store
+already has, with a progress bar and optional worker processes (which end with the process that
+started them, even when it is killed), and recording every video that yields nothing (with its
+reason) instead of stopping.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import ExtractConfig
-from .datasets import MANIFEST_COLUMNS
+from .datasets import MANIFEST_COLUMNS, PROBLEM
 from .faces import FaceDetector, LANDMARKS, crop_face, select_largest
 from .store import FaceStore, StoreError
 from .video import VideoError, read_frames
@@ -31,11 +33,14 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
     ``crops`` is ``[(frame index, RGB crop)]`` for the frames where a face was
     found (the largest one), ``rows`` the matching :data:`store.FACE_COLUMNS`
     dicts (boxes and landmarks in the video's own pixels), ``info`` counts and
-    video properties, and ``sampled_frames``, the indices of every sampled frame
-    (with a face or not). Raises :class:`VideoError` for an unreadable video.
+    video properties, ``sampled_frames``, the indices of every sampled frame
+    (with a face or not), ``sampled_times`` their times in seconds, and
+    ``decoder``, which decoder read the video (:attr:`~.video.Frames.decoder`).
+    Raises :class:`VideoError` for an unreadable video.
     """
     frames = read_frames(path, config.frames_per_video, config.fps, config.max_frame_side, config.consecutive)
     crops, rows = [], []
+    k = 1.0 / frames.scale
     for start in range(0, len(frames.images), config.batch_size):
         batch = frames.images[start:start + config.batch_size]
         for index, image, faces in zip(frames.indices[start:], batch, detector.detect(batch)):
@@ -43,7 +48,6 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
             if face is None:
                 continue
             crops.append((index, crop_face(image, face["box"], config.crop_size, config.margin)))
-            k = 1.0 / frames.scale
             row = {"frame": index, "crop": "", "confidence": face["confidence"], "n_faces": len(faces)}
             row.update(zip(("x1", "y1", "x2", "y2"), (round(v * k, 2) for v in face["box"])))
             for name in LANDMARKS:
@@ -54,7 +58,8 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
     return crops, rows, {
         "frames_sampled": len(frames.images), "frames_with_face": len(rows), "width": info.width,
         "height": info.height, "fps": round(info.fps, 3), "reported_frames": info.reported_frames,
-        "sampled_frames": [int(i) for i in frames.indices],
+        "sampled_frames": [int(i) for i in frames.indices], "decoder": frames.decoder,
+        "sampled_times": [None if t is None else round(float(t), 4) for t in frames.times],
     }
 
 
@@ -62,6 +67,11 @@ def _process(row: dict, store: FaceStore, detector: FaceDetector) -> dict:
     """Extract one manifest row into the store; never raises for a bad video."""
     meta = {k: row[k] for k in MANIFEST_COLUMNS}
     meta["label"] = int(meta["label"])
+    problem = row.get(PROBLEM)
+    if isinstance(problem, str) and problem:  # the dataset scan found it unreadable (a FIFO, a dead link...)
+        meta.update(status="failed", reason=problem, frames_sampled=0, frames_with_face=0)
+        store.write_video(row["store_key"], [], [], meta)
+        return meta
     try:
         crops, rows, info = extract_video(row["path"], detector, store.config)
         meta.update(info)
@@ -83,7 +93,31 @@ def _process(row: dict, store: FaceStore, detector: FaceDetector) -> dict:
 _worker = {}
 
 
-def _init_worker(root: str, config: dict, threads: int) -> None:
+def die_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """End this process when ``parent`` ends, even by ``kill -9``: Linux's parent-death signal
+    (SIGKILL), and, everywhere, a daemon thread that checks every ``poll_s`` seconds whether this
+    process was handed to another parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(root: str, config: dict, threads: int, parent: int) -> None:
+    die_with_parent(parent)
     import tensorflow as tf
 
     if threads:
@@ -187,7 +221,7 @@ def _run_pool(rows: list, store: FaceStore, config: ExtractConfig, workers: int,
     and a row that crashes its worker alone is recorded as failed."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    init = (str(store.root), config.to_dict(), threads)
+    init = (str(store.root), config.to_dict(), threads, os.getpid())
     crashed = []
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
         futures = {pool.submit(_work, row): row for row in rows}

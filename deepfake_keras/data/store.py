@@ -47,7 +47,7 @@ from .faces import LANDMARKS
 
 FACE_COLUMNS = (["frame", "crop", "x1", "y1", "x2", "y2", "confidence"]
                 + [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"] + ["n_faces"])
-VIDEO_COLUMNS = MANIFEST_COLUMNS + ["status", "reason", "frames_sampled", "frames_with_face"]
+VIDEO_COLUMNS = MANIFEST_COLUMNS + ["status", "reason", "frames_sampled", "frames_with_face", "decoder"]
 # settings that change what is stored; a store refuses to mix them
 _STORE_SETTINGS = ("frames_per_video", "fps", "consecutive", "crop_size", "margin", "detect_size", "min_face", "max_frame_side")
 

@@ -41,6 +41,8 @@ def _banner(report: dict) -> tuple:
     text = f"{verdict.upper()}  video score {report['video_score']:.2f} (threshold {report['threshold']:.2f})"
     if "votes_fake" in report:
         text += f", {report['votes_fake']}/{report['n_bags']} bags say fake"
+    if report.get("demo_model"):  # a model of the DEMO data: its verdict means nothing on real footage
+        text = f"DEMO MODEL: {text}"
     return text, score_colour(report["video_score"])
 
 
@@ -52,11 +54,14 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     unknown), shrunk to ``max_side`` pixels on its longer side if larger (0: never) and padded
     by one black row or column where a side is odd (H.264 in yuv420p needs even sides).
     Written under a temporary name and renamed. Returns ``{"frames", "width", "height", "fps"}``.
+    The frames are read like the sampled ones (:func:`~deepfake_keras.data.video.iter_frames`:
+    same decoder, same frame numbers, only plain local media files); a file that cannot be read
+    raises :class:`~deepfake_keras.data.video.VideoError`.
     """
     import cv2
     import imageio_ffmpeg
 
-    from ..data.video import open_video
+    from ..data.video import iter_frames
 
     out_path = Path(out_path)
     faces = {f["frame"]: f for f in report["frames"]}
@@ -64,14 +69,11 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     fps = float(report.get("video", {}).get("fps") or 0) or 25.0
     banner, banner_colour = _banner(report)
     tmp = out_path.with_name(f".{out_path.stem}.{uuid.uuid4().hex[:8]}.tmp.mp4")
-    cap = open_video(path)
+    frames = iter_frames(path, bgr=True)
     writer = None
     n = 0
     try:
-        while True:
-            ok_, frame = cap.read()
-            if not ok_ or frame is None:
-                break
+        for frame in frames:
             h, w = frame.shape[:2]
             scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
             if scale < 1.0:
@@ -99,7 +101,7 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
         writer = None
         os.replace(tmp, out_path)
     finally:
-        cap.release()
+        frames.close()
         if writer is not None:
             try:
                 writer.close()

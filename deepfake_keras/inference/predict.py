@@ -316,7 +316,8 @@ def predict_video(path, bundle, detector, out_dir=None, stem: str | None = None,
         return _finish(report, out_dir, started, STATUS_FAILED, error=f"{type(e).__name__}: {e}")
     report["timings"]["extract_s"] = round(time.perf_counter() - started, 3)
     fps = float(info["fps"])
-    report["video"] = {k: info[k] for k in ("width", "height", "fps", "reported_frames")}
+    report["video"] = {k: info[k] for k in ("width", "height", "fps", "reported_frames", "decoder")}
+    times = dict(zip(info["sampled_frames"], info["sampled_times"]))  # the file's own timestamps (variable rate)
     report["frames_sampled"] = info["frames_sampled"]
     report["sampled_frames"] = info["sampled_frames"]
     report["faces_found"] = len(rows)
@@ -332,7 +333,10 @@ def predict_video(path, bundle, detector, out_dir=None, stem: str | None = None,
         return _finish(report, out_dir, started, STATUS_FAILED, error=f"scoring failed: {type(e).__name__}: {e}")
     report["timings"]["score_s"] = round(time.perf_counter() - t, 3)
     for k, row in enumerate(rows):
-        frame = {"frame": int(row["frame"]), "time_s": round(row["frame"] / fps, 3) if fps > 0 else None,
+        time_s = times.get(int(row["frame"]))
+        if time_s is None and fps > 0:
+            time_s = row["frame"] / fps
+        frame = {"frame": int(row["frame"]), "time_s": None if time_s is None else round(float(time_s), 3),
                  "box": [float(row[c]) for c in ("x1", "y1", "x2", "y2")],
                  "confidence": round(float(row["confidence"]), 5), "score": float(scores[k])}
         if per_bag is not None:

@@ -1,11 +1,19 @@
 """Bad inputs to the extraction stage: each is processed or recorded with its reason, the batch
 goes on, the exit status says whether anything failed, and the dataset root is never written.
+Hostile media files (playlists and concat lists pointing outside the input folder, names that
+read as FFmpeg URLs, a header claiming 30,000 years) are refused or read as plain files, and
+nothing outside the input folder is read.
 
 The inputs are built at test time by ``tests/corpus.py`` from the shared real clips and photos.
-One extraction of the whole corpus (in this process, ``workers=0``) is shared by the tests.
+One extraction of the whole corpus (in this process, ``workers=0``, run from inside the input
+folder so that a name read as a URL would find its target) is shared by the tests.
 """
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +25,7 @@ import pytest
 from deepfake_keras import cli
 from deepfake_keras.config import ExtractConfig
 from deepfake_keras.data.datasets import folder_manifest
+from deepfake_keras.data.decode import NOT_A_VIDEO, NOT_PLAIN
 from deepfake_keras.data.extract import extract
 from deepfake_keras.data.faces import LANDMARKS, crop_face, iou, select_largest
 from deepfake_keras.data.store import FaceStore
@@ -30,12 +39,12 @@ CLI_SETTINGS = ["--frames", "2", "--detect-size", "320", "--quiet"]
 # what each input must give: "ok", or the reason recorded in failures.csv
 EXPECTED = {
     "empty": "empty file (0 bytes)",
-    "not_a_video": "cannot be opened as a video (not a video, or an unsupported or corrupt container)",
+    "not_a_video": NOT_A_VIDEO,
     "photo_named_as_video": "ok",  # FFmpeg reads a JPEG by its content: a one-frame video
-    "truncated_no_index": "cannot be opened as a video (not a video, or an unsupported or corrupt container)",
+    "truncated_no_index": NOT_A_VIDEO,
     "truncated_after_header": "no frame could be decoded (truncated or corrupt video)",
     "truncated_partial": "ok",  # the frames that decode are used
-    "corrupt_header": "cannot be opened as a video (not a video, or an unsupported or corrupt container)",
+    "corrupt_header": NOT_A_VIDEO,
     "corrupt_data": "no frame could be decoded (truncated or corrupt video)",
     "no_face": "no face found in 3 sampled frame(s)",
     "one_frame": "ok",
@@ -44,7 +53,13 @@ EXPECTED = {
     "rotated": "ok",
     "spaces": "ok",
     "non_ascii": "ok",
-    "non_utf8_name": "file name is not valid UTF-8, which OpenCV cannot open; rename the file",
+    "non_utf8_name": "ok",  # PyAV opens the name's bytes as they are (OpenCV could not)
+    "hls_playlist": NOT_PLAIN,  # its segment is ../secret/private.ts
+    "ffconcat_list": NOT_PLAIN,  # it lists ../secret/private.mp4
+    "concat_url_name": NOT_A_VIDEO,  # junk named concat:one_frame.mp4: a file, not the concat protocol
+    "pipe_url_name": "ok",  # a clip named pipe:clip.mp4: read as a file, not standard input
+    "av1": "ok",  # decoded with dav1d (OpenCV's FFmpeg cannot)
+    "huge_duration": "ok",  # 50 frames; the header claims 30,000 years
 }
 FAILED = sorted(name for name, outcome in EXPECTED.items() if outcome != "ok")
 PROCESSED = sorted(name for name, outcome in EXPECTED.items() if outcome == "ok")
@@ -72,12 +87,19 @@ def run(tmp_path_factory):
     paths = corpus.build_corpus(root)
     assert set(paths) == set(EXPECTED)
     paths = {name: path for name, path in paths.items() if path is not None}
-    before = listing(root)
+    outside = root.parent / corpus.OUTSIDE
+    before, outside_before = listing(root), listing(outside)
     manifest = folder_manifest(root)
     key = dict(zip(manifest["path"], manifest["store_key"]))
     out = tmp_path_factory.mktemp("faces") / "store"
-    summary = extract(manifest, out, CONFIG, workers=0, dataset_roots=[root], progress=False)
+    cwd = os.getcwd()
+    os.chdir(root)  # a name read as an FFmpeg URL (concat:one_frame.mp4) would find its target here
+    try:
+        summary = extract(manifest, out, CONFIG, workers=0, dataset_roots=[root], progress=False)
+    finally:
+        os.chdir(cwd)
     return SimpleNamespace(
+        outside=outside, outside_before=outside_before,
         root=root, out=out, paths=paths, manifest=manifest, summary=summary, before=before,
         after=listing(root), key={name: key[str(path)] for name, path in paths.items()},
         videos=read_index(out, "videos.csv").set_index("store_key"), faces=read_index(out, "faces.csv"),
@@ -268,13 +290,67 @@ def test_names_with_spaces_and_non_ascii_letters(run, name, key):
     assert iou(box(faces.iloc[0]), box(faces_of(run, "one_frame").iloc[0])) > 0.9  # frame 0 of 004.mp4 again
 
 
-def test_non_utf8_file_name_is_recorded_not_a_crash(run):
+def test_non_utf8_file_name_is_read(run):
     key = present(run, "non_utf8_name")
     assert key == "folder/caf\\xe9 (Latin-1 name).mp4"  # printable, stored under that name
     assert str(run.summary).encode("utf-8")  # the summary prints
-    row = run.failures.set_index("store_key").loc[key]
+    row = run.videos.loc[key]
     assert row["path"].endswith("/caf\\xe9 (Latin-1 name).mp4")
     assert row["video_id"] == "caf\\xe9 (Latin-1 name)"
+    faces = faces_of(run, "non_utf8_name")
+    assert faces["frame"].tolist() == [0, 1]
+    assert faces["crop"].tolist() == [f"{key}/{i:06d}.png" for i in range(2)]
+    assert iou(box(faces.iloc[0]), box(faces_of(run, "one_frame").iloc[0])) > 0.9
+
+
+# ---------------------------------------------------------------- hostile media files
+
+@pytest.mark.parametrize("name", ["hls_playlist", "ffconcat_list"])
+def test_playlists_are_refused_and_what_they_list_is_never_read(run, name):
+    assert EXPECTED[name] == NOT_PLAIN  # recorded as such (test_failure_is_recorded_with_its_reason)
+    assert faces_of(run, name).empty
+    assert (run.outside / "private.mp4").is_file()  # the target exists, outside the input folder...
+    assert not run.outside.is_relative_to(run.root)
+    assert listing(run.outside) == run.outside_before  # ...and is untouched
+    # no crop anywhere in the store is of the outside clip (004.mp4 mirrored: its face is on the other side)
+    mirrored = box(faces_of(run, "one_frame").iloc[0])
+    mirrored = [640 - mirrored[2], mirrored[1], 640 - mirrored[0], mirrored[3]]
+    width = {k: json.loads((run.out / k / "video.json").read_text())["width"] for k in set(run.faces["store_key"])}
+    small = run.faces[[width[k] == 640 for k in run.faces["store_key"]]]
+    assert len(small) >= 10
+    assert all(iou(box(row), mirrored) < 0.3 for _, row in small.iterrows())
+
+
+def test_names_that_read_as_ffmpeg_urls_are_plain_files(run):
+    # junk named concat:one_frame.mp4 is junk, not one_frame.mp4 read through the concat protocol
+    assert video_json(run, "concat_url_name")["reason"] == NOT_A_VIDEO and faces_of(run, "concat_url_name").empty
+    # a clip named pipe:clip.mp4 is that clip (not standard input, which would have hung)
+    faces = faces_of(run, "pipe_url_name")
+    assert faces["frame"].tolist() == [0, 1, 2]
+    assert iou(box(faces.iloc[0]), box(faces_of(run, "one_frame").iloc[0])) > 0.9
+
+
+def test_av1_video_is_decoded(run):
+    meta = video_json(run, "av1")
+    assert (meta["status"], meta["decoder"], meta["width"], meta["height"]) == ("ok", "pyav", 640, 360)
+    faces = faces_of(run, "av1")
+    assert faces["frame"].tolist() == [0, 1, 2]
+    assert iou(box(faces.iloc[0]), box(faces_of(run, "one_frame").iloc[0])) > 0.8
+
+
+def test_sampling_uses_the_frames_present_not_the_header(run):
+    meta = video_json(run, "huge_duration")
+    assert meta["reported_frames"] > 10 ** 13  # the header's claim (30,000 years at 25 fps)...
+    assert meta["sampled_frames"] == sample_indices(50, 3) == [0, 24, 49]  # ...is not what sampling uses
+    assert meta["sampled_times"] == [0.0, 0.96, 1.96]
+
+
+def test_the_decoder_of_every_video_is_recorded(run):
+    for name in PROCESSED:
+        meta = video_json(run, name)
+        assert meta["decoder"] == "pyav", name
+        assert len(meta["sampled_times"]) == len(meta["sampled_frames"]) == meta["frames_sampled"], name
+        assert meta["sampled_times"][0] == 0.0 and meta["sampled_times"] == sorted(meta["sampled_times"]), name
 
 
 # ---------------------------------------------------------------- re-runs
@@ -351,9 +427,81 @@ def test_cli_exit_status_retry_and_worker_process(tmp_path, capsys):
     assert listing(root) == before
 
 
+def _children(pid: int) -> list:
+    """``[(pid, state, command line)]`` of the processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append((int(stat.parent.name), fields[0], (stat.parent / "cmdline").read_bytes()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_processes_die_with_the_extract_process(tmp_path):
+    """kill -9 of `extract` leaves no worker behind (nor writing to the store)."""
+    root = tmp_path / "dataset"
+    for k in range(8):
+        corpus.spaces(root, f"clip {k}.mp4")
+    out = tmp_path / "store"
+    before = listing(root)
+    main = "import sys; from deepfake_keras import cli; sys.exit(cli.main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", main, "extract", "--dataset", "folder", "--root", str(root),
+                             "--out", str(out), "--workers", "1", *CLI_SETTINGS],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = [pid for pid, _, cmd in _children(proc.pid) if b"spawn_main" in cmd]
+            if workers and any(out.rglob("video.json")):  # a worker is up and has written a video
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and workers, "the extract run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived the killed extract process"
+        done = sorted(out.rglob("video.json"))
+        time.sleep(1.0)
+        assert sorted(out.rglob("video.json")) == done  # nothing is written any more
+        assert len(done) < 8
+        assert listing(root) == before
+    finally:
+        for pid in [proc.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 # ---------------------------------------------------------------- last: the dataset root
 
 def test_nothing_under_the_dataset_root_is_ever_written(run):
     assert run.after == run.before  # by the extraction
+    assert listing(run.outside) == run.outside_before  # nor beside it
     assert listing(run.root) == run.before  # nor by the re-runs and the refused CLI runs above
     assert not run.out.is_relative_to(run.root) and not run.root.is_relative_to(run.out)
+
+
+def test_a_video_the_scan_found_unreadable_is_recorded_without_being_opened(run, tmp_path):
+    """The dataset scan's ``problem`` (a FIFO, a dead link...) fails the video with that reason, before any
+    decoder touches it: here the file itself is a fine video, so opening it would have given faces."""
+    name = PROCESSED[0]
+    row = run.manifest[run.manifest["store_key"] == present(run, name)].copy()
+    row["problem"] = "not a regular file (a FIFO)"
+    summary = extract(row, tmp_path / "store", CONFIG, workers=0, progress=False)
+    assert summary.failed == 1 and summary.done == 0
+    video = read_index(tmp_path / "store", "videos.csv").iloc[0]
+    assert video["status"] == "failed" and video["reason"] == "not a regular file (a FIFO)"
+    assert video["frames_sampled"] == 0

@@ -1,11 +1,13 @@
-"""Frame sampling: indices worked out by hand, in-order decoding checked against a plain sequential read."""
+"""Frame sampling: indices worked out by hand and against their definition, the frames checked against a
+plain sequential read with OpenCV, the choice of decoder and the fallback to OpenCV."""
 import hashlib
+import os
 
 import cv2
 import numpy as np
 import pytest
 
-from deepfake_keras.data.video import VideoError, read_frames, sample_indices, video_info
+from deepfake_keras.data.video import VideoError, iter_frames, read_frames, sample_indices, video_info
 
 from ..conftest import shared
 
@@ -116,3 +118,84 @@ def test_sampling_is_deterministic():
     a, b = read_frames(path, frames_per_video=3), read_frames(path, frames_per_video=3)
     digest = [hashlib.sha256(x.tobytes()).hexdigest() for x in a.images]
     assert digest == [hashlib.sha256(x.tobytes()).hexdigest() for x in b.images]
+
+
+def sample_indices_by_enumeration(n, count, fps=0.0, rate=None, consecutive=False):
+    """The definition, enumerated (every index, then the middle ones): what sample_indices must equal."""
+    if n <= 0 or count <= 0:
+        return []
+    if rate is None and not consecutive:
+        return list(range(n)) if n <= count else sorted(set(np.linspace(0, n - 1, count).round().astype(int).tolist()))
+    step = 1.0 if rate is None else (fps if fps > 0 else 25.0) / rate
+    every, k = [], 0
+    while True:
+        i = int(round(k * step))
+        if i >= n:
+            break
+        if not every or i != every[-1]:
+            every.append(i)
+        k += 1
+    start = max(0, (len(every) - count) // 2) if consecutive else 0
+    return every[start:start + count]
+
+
+def test_sample_indices_equal_their_definition():
+    for n in (1, 2, 7, 30, 101, 751):
+        for count in (1, 3, 25):
+            for fps, rate in ((25, None), (25, 1), (29.97, 5), (25, 30), (0, 2), (30, 7.5), (24, 24)):
+                for consecutive in (False, True):
+                    assert sample_indices(n, count, fps, rate, consecutive) == \
+                        sample_indices_by_enumeration(n, count, fps, rate, consecutive), (n, count, fps, rate, consecutive)
+
+
+def test_sample_indices_work_is_bounded_by_the_frames_asked_for():
+    """A header claiming 30,000 years (2.5e13 frames): the middle 25 at once, not a list of every frame."""
+    n = 25 * 10 ** 12
+    assert sample_indices(n, 25, 25, None, True) == list(range((n - 25) // 2, (n - 25) // 2 + 25))
+    assert sample_indices(n, 3, 25, 5, True)[1] - sample_indices(n, 3, 25, 5, True)[0] == 5
+    assert len(sample_indices(n, 25, 25, 1)) == 25
+
+
+def test_decoder_is_recorded_and_can_be_chosen():
+    path = shared("ffpp_mini", "original_sequences/youtube/c23/videos/004.mp4")
+    ours, theirs = read_frames(path, 3), read_frames(path, 3, decoder="opencv")
+    assert (ours.decoder, theirs.decoder) == ("pyav", "opencv")
+    assert ours.indices == theirs.indices == [0, 154, 308] and ours.info == theirs.info
+    assert ours.times == pytest.approx([0, 154 / 25, 308 / 25]) and theirs.times == pytest.approx(ours.times)
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        read_frames(path, 3, decoder="ffmpeg")
+
+
+def test_files_pyav_cannot_open_are_read_by_opencv(monkeypatch):
+    from deepfake_keras.data import video
+
+    def cannot(path):
+        raise video.CannotOpen("pretend PyAV cannot read it")
+
+    path = shared("ffpp_mini", "original_sequences/youtube/c23/videos/634.mp4")
+    expected = read_frames(path, 4)
+    monkeypatch.setattr(video, "open_container", cannot)
+    got = read_frames(path, 4)
+    assert (got.decoder, got.indices, got.decoded) == ("opencv", expected.indices, 338)
+    assert all(np.array_equal(a, b) for a, b in zip(got.images, expected.images))  # untagged: same pixels
+    with pytest.raises(VideoError, match="cannot be opened as a video"):
+        read_frames(path, 4, decoder="pyav")
+
+
+def test_iter_frames_gives_every_frame_with_the_same_numbers(tmp_path):
+    path = shared("face_videos", "short_hamilton_clip.mp4")
+    sampled = read_frames(path, 4, max_side=0)
+    every = list(iter_frames(path))
+    assert len(every) == 275 and sampled.indices == sample_indices(275, 4)
+    for i, image in zip(sampled.indices, sampled.images):
+        assert np.array_equal(every[i], image)
+    assert np.array_equal(next(iter(iter_frames(path, bgr=True))), every[0][:, :, ::-1])
+
+
+def test_opencv_cannot_open_names_that_are_not_utf8(tmp_path):
+    name = tmp_path / os.fsdecode(b"caf\xe9.mp4")
+    write_avi(tmp_path / "clip.avi", 3)
+    name.write_bytes((tmp_path / "clip.avi").read_bytes())
+    assert read_frames(name, 2).decoder == "pyav"  # PyAV opens the bytes of the name
+    with pytest.raises(VideoError, match="not valid UTF-8"):
+        read_frames(name, 2, decoder="opencv")

@@ -531,3 +531,13 @@ def test_the_cli_reports_a_full_disk_in_one_line_per_video_and_exits_1(triplet_b
     assert err == [f"deepfake-keras predict: {clips[n]}: scored: annotated video not written ({n}.annotated.mp4: "
                    f"No space left on device)" for n in ("a", "b")]
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json"]
+
+
+def test_the_banner_of_a_demo_model_says_so():
+    from deepfake_keras.inference.annotate import _banner
+
+    report = {"verdict": "fake", "status": "scored", "video_score": 0.8, "threshold": 0.6}
+    plain, colour = _banner(report)
+    demo, demo_colour = _banner({**report, "demo_model": True})
+    assert plain.startswith("FAKE") and "0.80" in plain and "0.60" in plain
+    assert demo == f"DEMO MODEL: {plain}" and demo_colour == colour
