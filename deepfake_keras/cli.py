@@ -470,6 +470,11 @@ def main(argv=None) -> int:
     except (ValueError, AssetError, FileNotFoundError) as e:  # DatasetError, StoreError, WeightsError among them
         print(f"deepfake-keras {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only or vanished folder: the file and the reason, no traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"deepfake-keras {args.command}: error: cannot write or read{where}: {e.strerror or e}; finished work "
+              f"is kept, run the same command again to go on", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,3 +23,38 @@ def test_experiment_options_are_checked_too(tmp_path, capsys):
     code = cli.main(["ffpp-triplet", "--out", str(tmp_path / "r"), "--no-face-score", "2"])
     assert code == 2 and "no_face_score must be a probability" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_goes_on(tmp_path, capsys, monkeypatch):
+    """The disk fills while the second video is written: one line naming the file and the reason, exit 2,
+    the first video kept whole; the same command run again extracts the rest."""
+    import errno
+    import os
+
+    import pandas as pd
+
+    from deepfake_keras.data.store import FaceStore
+
+    from .conftest import shared
+
+    root = shared("face_videos")
+    argv = ["extract", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "store"), "--frames", "2",
+            "--workers", "0", "--quiet"]  # in this process, where the disk is made to fill
+    real_write = FaceStore.write_video
+    calls = []
+
+    def full_disk(self, store_key, *args, **kwargs):
+        calls.append(store_key)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / store_key / "video.json"))
+        return real_write(self, store_key, *args, **kwargs)
+
+    monkeypatch.setattr(FaceStore, "write_video", full_disk)
+    assert cli.main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "No space left on device" in err[0] and calls[1] in err[0]
+    videos = pd.read_csv(tmp_path / "store" / "videos.csv")
+    assert videos["store_key"].tolist() == [calls[0]] and videos["status"].tolist() == ["ok"]
+    monkeypatch.setattr(FaceStore, "write_video", real_write)
+    assert cli.main(argv) == 0
+    assert len(pd.read_csv(tmp_path / "store" / "videos.csv")) == 2
