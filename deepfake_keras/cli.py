@@ -372,6 +372,9 @@ def _add_celebdf_bagging(p: argparse.ArgumentParser) -> None:
     _option(p, cls, "--patience", "patience", "early stopping patience of the bags", type=int)
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="train the bags without the authors' augmentation (default: with it on real data)")
+    _option(p, cls, "--input-storage", "input_storage",
+            "where the bags read the crops: png (the store's files) or raw (a uint8 copy written once beside "
+            "the store, <store>.raw: the same batches, less CPU, 2.2x the disk space)", choices=["png", "raw"])
     _add_facenet(p, cls)
     _add_triplet_head(p, cls, prefix="triplet-")
 
@@ -405,6 +408,10 @@ def _add_ffpp_baselines(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="train the frames-only Xception without the authors' augmentation (default: with it on "
                         "real data)")
+    _option(p, cls, "--input-storage", "input_storage",
+            "where the frames-only Xception reads the crops: png (the store's files) or raw (a uint8 copy written "
+            "once beside the store, <store>.raw: the same batches, less CPU, 2.2x the disk space)",
+            choices=["png", "raw"])
     p.add_argument("--triplet-run", dest="triplet_run", default=None,
                    help="a finished ffpp_triplet run to take the triplet row from; 'none' leaves the row empty "
                         "(default: run the triplet experiment into <out>/triplet)")

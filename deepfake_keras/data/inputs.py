@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ..config import XceptionConfig
+from ..config import INPUT_STORAGES, XceptionConfig
 from ..io import log, write_atomic
 from .augment import augment_dataset
 from .sequences import SequenceIndex
 
 SHUFFLE_BUFFER = 2048  # decoded images held for shuffling when the dataset is cached in a file (cache="prefix")
-STORAGES = ("png", "raw")  # where face_dataset reads the crops from (see the module docstring)
+STORAGES = INPUT_STORAGES  # where face_dataset reads the crops from (see the module docstring)
 RAW_MAGIC = b"DFKRAW01"
 RAW_HEADER = len(RAW_MAGIC) + 8  # magic, height and width (uint32, little-endian)
 RAW_SUFFIX = ".raw"
@@ -127,9 +127,13 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
     ``store_root``), written first where missing or stale: each decoded as ``storage="png"`` decodes it
     and written atomically (:func:`deepfake_keras.io.write_atomic`) under ``raw_root`` (default
     :func:`raw_cache_root`); the older copies of a crop written again are removed. Raises ValueError for
-    a crop path outside the store, a crop that does not exist, or a cache folder that cannot be written."""
+    a crop path outside the store, a crop that does not exist, a cache folder inside the store (or the
+    store itself), or one that cannot be written."""
     root = Path(store_root)
     out = Path(raw_root) if raw_root is not None else raw_cache_root(root)
+    if out.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"the raw copy of the crops cannot go inside the face store ({out} is in {root}); "
+                         f"pass raw_root outside it")
     files, todo = [], {}
     for crop in crops:
         rel = Path(str(crop))

@@ -129,10 +129,10 @@ def train_and_predict_bags(faces: pd.DataFrame, store: Path, bags_dir: Path, con
     log(f"training {config.bags} Xception bags ({config.image_size} px, {config.epochs} epochs, weights {weights})")
     train_bagging(faces, store, bags_dir, n_bags=config.bags, epochs=config.epochs, image_size=config.image_size,
                   batch_size=config.batch_size, weights=weights, seed=config.seed, patience=config.patience,
-                  augment=config.augment, verbose=1 if progress else 0, progress=progress,
-                  strategy=setup["strategy"], log_dir=setup["logs"])
+                  augment=config.augment, input_storage=config.input_storage, verbose=1 if progress else 0,
+                  progress=progress, strategy=setup["strategy"], log_dir=setup["logs"])
     test_faces = faces[faces["split"] == "test"].reset_index(drop=True)
-    probs = predict_bags(test_faces, store, bags_dir, progress=progress)
+    probs = predict_bags(test_faces, store, bags_dir, progress=progress, input_storage=config.input_storage)
     bagged = bagged_video_predictions(test_faces, probs, keep=("label", "split", "method", "video_id"))
     return test_faces, probs, bagged
 
@@ -176,7 +176,8 @@ def write_figure_inputs(run_dir: Path, store, test_faces: pd.DataFrame, frame_ta
     np.savez_compressed(run_dir / "gradcam.npz", faces=crops, heats=heats, overlays=overlays,
                         labels=frame_table.loc[pick, "label"].to_numpy(), scores=scores, targets=targets)
     sel = subsample(len(test_faces), TSNE_POINTS, test_faces["label"], config.seed)
-    images = face_dataset(test_faces.iloc[sel], store.root, config.image_size, config.batch_size, labels=False)
+    images = face_dataset(test_faces.iloc[sel], store.root, config.image_size, config.batch_size, labels=False,
+                          storage=config.input_storage)
     before = xc.feature_model(xc.build_xception(config.image_size, weights), "avg_pool").predict(images, verbose=0)
     after = xc.feature_model(model).predict(images, verbose=0)
     tsne_panels({"before training (Xception features)": before, "after training (fc1, bag 0)": after},

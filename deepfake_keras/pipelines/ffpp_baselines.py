@@ -149,11 +149,11 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
     bag = train_bag(train_faces.reset_index(drop=True), store, run_dir / "models" / "frames_only",
                     val_faces.reset_index(drop=True) if len(val_faces) else None, epochs=config.epochs,
                     image_size=config.image_size, batch_size=config.batch_size, weights=weights, seed=config.seed,
-                    patience=config.patience, augment=config.augment, verbose=2 if progress else 0,
-                    strategy=setup["strategy"], log_dir=setup["logs"] / "frames_only")
+                    patience=config.patience, augment=config.augment, input_storage=config.input_storage,
+                    verbose=2 if progress else 0, strategy=setup["strategy"], log_dir=setup["logs"] / "frames_only")
     weights_file = run_dir / "models" / "frames_only" / bag["weights"]  # its batch norm as validated
     features, p_frame = cached_features(faces, store, weights_file, run_dir, config.image_size, FEATURE_BATCH,
-                                        progress=progress)
+                                        progress=progress, input_storage=config.input_storage)
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     frame_table["frames_only"] = p_frame
     write_csv(run_dir / "frame_predictions.csv", frame_table)

@@ -68,6 +68,7 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
               batch_size: int = XceptionConfig.batch_size, weights=XceptionConfig.weights, seed: int = 0,
               patience=XceptionConfig.patience, learning_rate: float = XceptionConfig.learning_rate,
               schedule_decay: float = XceptionConfig.schedule_decay, augment: bool = False, cache=False,
+              input_storage: str = XceptionConfig.input_storage,
               steps_per_epoch: int | None = None, build_model=None, callbacks=(), verbose: int = 1,
               extra: dict | None = None, strategy=None, log_dir=None) -> dict:
     """Train one model on ``train_faces`` (rows of faces.csv); skip if done, resume if interrupted.
@@ -86,6 +87,9 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
         seed: seeds TensorFlow, NumPy and Python (``tf.keras.utils.set_random_seed``:
             the initial weights and the shuffles).
         augment, cache: see :func:`~deepfake_keras.data.inputs.face_dataset`.
+        input_storage: ``face_dataset``'s ``storage`` for every pass over the crops (``"png"`` or
+            ``"raw"``); the batches are the same either way, so it is not a setting of the bag (a bag
+            started with one resumes with the other).
         steps_per_epoch: batches per epoch (default: one pass over ``train_faces``).
         build_model: ``build_model(image_size=..., weights=...) -> uncompiled model``
             with one sigmoid output; default :func:`~deepfake_keras.models.xception.build_xception`.
@@ -136,11 +140,11 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
 
     def data():
         train_ds = face_dataset(train_faces, store_root, image_size, batch_size, shuffle=True, seed=int(seed),
-                                augment=augment, cache=cache)
+                                augment=augment, cache=cache, storage=input_storage)
         val_ds = None
         if val_faces is not None:
             val_ds = face_dataset(val_faces, store_root, image_size, batch_size, shuffle=False,
-                                  weights=balanced_weights(val_faces["label"]))
+                                  weights=balanced_weights(val_faces["label"]), storage=input_storage)
         if steps_per_epoch:
             train_ds = train_ds.repeat()
         return {"x": train_ds, "validation_data": val_ds, "steps_per_epoch": steps_per_epoch and int(steps_per_epoch)}
@@ -149,7 +153,8 @@ def train_bag(train_faces: pd.DataFrame, store_root, bag_dir, val_faces: pd.Data
 
     def recalibrate(model):
         recalibrated.append(recalibrate_batch_norm(model, face_dataset(
-            train_faces, store_root, image_size, batch_size, shuffle=True, seed=int(seed), labels=False), BN_BATCHES))
+            train_faces, store_root, image_size, batch_size, shuffle=True, seed=int(seed), labels=False,
+            storage=input_storage), BN_BATCHES))
 
     def finish(model):
         if val_faces is None:  # nothing was validated: recompute the statistics of the last epoch's weights
@@ -174,6 +179,7 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
                   patience=XceptionConfig.patience, val_fraction: float = BaggingConfig.val_fraction,
                   learning_rate: float = XceptionConfig.learning_rate,
                   schedule_decay: float = XceptionConfig.schedule_decay, augment: bool = False, cache=False,
+                  input_storage: str = XceptionConfig.input_storage,
                   steps_per_epoch: int | None = None, build_model=None, callbacks=(), verbose: int = 1,
                   progress: bool = True, strategy=None, log_dir=None) -> list:
     """Train the paper's ``n_bags`` models (see the module docstring); returns their ``bag.json`` records.
@@ -232,7 +238,8 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
         records.append(train_bag(_faces_of(faces_table, bag), store_root, bag_dir, val_faces, epochs=epochs,
                                  image_size=image_size, batch_size=batch_size, weights=weights, seed=int(seed) + i,
                                  patience=patience, learning_rate=learning_rate, schedule_decay=schedule_decay,
-                                 augment=augment, cache=cache, steps_per_epoch=steps_per_epoch,
+                                 augment=augment, cache=cache, input_storage=input_storage,
+                                 steps_per_epoch=steps_per_epoch,
                                  build_model=build_model, callbacks=callbacks, verbose=verbose,
                                  extra={"bag": i, "n_bags": int(n_bags)}, strategy=strategy,
                                  log_dir=None if log_dir is None else Path(log_dir) / f"bag_{i}"))
@@ -240,13 +247,13 @@ def train_bagging(faces_table: pd.DataFrame, store_root, out_dir, n_bags: int = 
 
 
 def predict_bags(faces_table: pd.DataFrame, store_root, out_dir, batch_size: int | None = None, build_model=None,
-                 progress: bool = True) -> np.ndarray:
+                 progress: bool = True, input_storage: str = XceptionConfig.input_storage) -> np.ndarray:
     """P(fake) of every row of ``faces_table`` by every bag of ``out_dir``: float32 ``(n_rows, n_bags)``,
     rows in the table's order, column ``i`` = bag ``i``.
 
     Each bag is rebuilt (``build_model``, default Xception, with random init and its
-    recorded image size) and its ``model.weights.h5`` loaded. Raises ValueError if a
-    bag of the plan is not done.
+    recorded image size) and its ``model.weights.h5`` loaded; the crops are read from
+    ``input_storage`` (see :func:`train_bag`). Raises ValueError if a bag of the plan is not done.
     """
     from tqdm.auto import tqdm
 
@@ -274,7 +281,8 @@ def predict_bags(faces_table: pd.DataFrame, store_root, out_dir, batch_size: int
         models = [load_weights(build(image_size=size, weights=None), out_dir / f"bag_{i}" / records[i]["weights"])
                   for i in bags]
         start = 0
-        for x in face_dataset(faces_table, store_root, size, batch, shuffle=False, labels=False):
+        for x in face_dataset(faces_table, store_root, size, batch, shuffle=False, labels=False,
+                              storage=input_storage):
             for i, model in zip(bags, models):
                 out[start:start + len(x), i] = model.predict_on_batch(x).reshape(-1)
             start += len(x)

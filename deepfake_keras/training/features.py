@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import XceptionConfig
 from ..io import log, sha256_of, write_atomic
 from .fit import load_weights
 
@@ -24,7 +25,8 @@ def feature_key(weights_file, image_size: int, layer: str = "fc1", sha: str | No
 
 
 def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, image_size: int,
-                    batch_size: int = 64, layer: str = "fc1", build_model=None, progress: bool = True) -> tuple:
+                    batch_size: int = 64, layer: str = "fc1", build_model=None, progress: bool = True,
+                    input_storage: str = XceptionConfig.input_storage) -> tuple:
     """``(features, p_fake)`` of every row of ``faces`` from the Xception in ``weights_file``:
     float32 ``(rows, dim)`` from its ``layer`` (``fc1``, the paper's 512-d features) and its P(fake)
     ``(rows,)``, both from one pass.
@@ -34,7 +36,8 @@ def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, imag
     ``faces`` is reused without running the model; otherwise all rows are
     computed and the file rewritten (atomically).
     ``build_model(image_size=..., weights=None)`` rebuilds the architecture
-    (default :func:`~deepfake_keras.models.xception.build_xception`).
+    (default :func:`~deepfake_keras.models.xception.build_xception`). ``input_storage``: where the
+    crops are read from (``face_dataset``'s ``storage``: the same pixels either way, so not in the key).
     """
     import tensorflow as tf
 
@@ -59,7 +62,8 @@ def cached_features(faces: pd.DataFrame, store_root, weights_file, run_dir, imag
     model = load_weights(build(image_size=int(image_size), weights=None), weights_file)
     both = tf.keras.Model(model.inputs, [model.get_layer(layer).output, model.output], name="features_and_p_fake")
     log(f"features: {len(crops)} faces through {weights_file.name} ({layer}, {image_size} px)")
-    ds = face_dataset(faces, store_root, int(image_size), int(batch_size), shuffle=False, labels=False)
+    ds = face_dataset(faces, store_root, int(image_size), int(batch_size), shuffle=False, labels=False,
+                      storage=input_storage)
     features, p_fake = both.predict(ds, verbose=1 if progress else 0)
     features, p_fake = features.astype(np.float32), p_fake.reshape(-1).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
