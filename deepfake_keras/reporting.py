@@ -326,7 +326,7 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     if triplet.get("source") == "skipped":
         triplet_note = "Triplet row: not measured in this run (--triplet-run none)."
     else:
-        triplet_note = (f"Triplet row: semi-hard triplets + SGD of the ffpp_triplet run "
+        triplet_note = (f"Triplet row: semi-hard triplets + RF of the ffpp_triplet run "
                         f"{Path(triplet.get('run_dir', '')).name or triplet.get('run_dir')} "
                         f"({'run by this experiment' if triplet.get('source') == 'ran' else 'given'}).")
         if triplet.get("mismatch"):
