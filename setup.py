@@ -18,5 +18,8 @@ setup(
     packages=find_packages(include=["deepfake_keras", "deepfake_keras.*"]),
     python_requires=">=3.9,<3.12",
     install_requires=requirements,
+    # `deepfake-keras extract --scheduler` (Dask workers): pip install -e .[distributed]; 2024.8.0 is the last
+    # Dask release for Python 3.9 (and runs on 3.10 and 3.11)
+    extras_require={"distributed": ["dask[distributed]==2024.8.0"]},
     entry_points={"console_scripts": ["deepfake-keras=deepfake_keras.cli:main"]},
 )

@@ -35,6 +35,17 @@ Times are wall clock (``time.perf_counter``); with ``--repeat N`` each timing
 is the fastest of N (the machine may be shared: the load average is printed
 with every clip). Ratios are baseline time / our time, summed over clips for
 the overall line.
+
+Throughput mode (``--workers`` and/or ``--scheduler``; nothing above is run): the
+whole extraction (:func:`deepfake_keras.data.extract.extract`, process or cluster
+start-up included) of the shared clips into a new face store, once per setting,
+side by side in one run: ``--workers 1 2`` (worker processes) and
+``--scheduler local:2`` (a Dask LocalCluster, needs ``pip install -e .[distributed]``).
+It reports videos per minute of wall clock (start-up included), the steady rate
+(between the first and the last video finished), CPU seconds per video (this
+process and its workers) and the load average before and after each setting.
+
+    python benchmarks/extract_speed.py --workers 1 2 --scheduler local:2
 """
 from __future__ import annotations
 
@@ -60,6 +71,12 @@ DEFAULT_CLIPS = (
     "dfdc_mini/**/*.mp4",
     "ffpp_mini/manipulated_sequences/Face2Face/c23/videos/750_743.mp4",
     "face_videos/conan_obrien.mp4",
+)
+# the throughput mode's default clips (when --clips is not given): real FF++ and DFDC clips
+THROUGHPUT_CLIPS = (
+    "ffpp_mini/**/*.mp4",
+    "ffpp_c23_subset/original_sequences/**/*.mp4",
+    "dfdc_mini/**/*.mp4",
 )
 TARGET_SPEEDUP = 10.0
 TARGET_E2E_SPEEDUP = 10.0
@@ -228,9 +245,16 @@ def main(argv=None) -> int:
     ap.add_argument("--long-video", type=Path,
                     help="where the 10-minute 720p video is made and kept (default: the package cache)")
     ap.add_argument("--json", type=Path, help="also write every number (and every box) to this file")
+    ap.add_argument("--workers", type=int, nargs="+", default=[],
+                    help="throughput mode: extract the clips with each of these numbers of worker processes "
+                         "(default clips there: " + ", ".join(THROUGHPUT_CLIPS) + ")")
+    ap.add_argument("--scheduler", nargs="+", default=[],
+                    help="throughput mode: and with each of these Dask schedulers (local:N or dask://HOST:PORT)")
     args = ap.parse_args(argv)
     if args.frames < 1 or args.repeat < 1:
         ap.error("--frames and --repeat must be >= 1")
+    if args.workers or args.scheduler:
+        return throughput_case(args)
 
     import tensorflow as tf
 
@@ -511,6 +535,73 @@ def long_video_case(args, detector, config) -> dict:
     print(f"TARGET: extract 25 frames of the 10-minute video (decode, detect, crop; {out['faces']} faces) "
           f"under {TARGET_LONG_S:g} s: {out['ours_e2e_s']:.2f} s => {verdict(out['pass'])}; {load()}", flush=True)
     return out
+
+
+# ---------------------------------------------------------------- throughput: processes and Dask workers
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its ended children (the worker processes, once they are gone)."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+def throughput_case(args) -> int:
+    """Extract the clips into a new store once per setting (``--workers``, ``--scheduler``), side by side,
+    ``--repeat`` rounds in rotating order (the best round of each kept); print videos per minute."""
+    import tempfile
+
+    from deepfake_keras.config import ExtractConfig
+    from deepfake_keras.data.datasets import folder_manifest
+    from deepfake_keras.data.extract import extract
+
+    patterns = THROUGHPUT_CLIPS if args.clips == list(DEFAULT_CLIPS) else args.clips
+    clips = {c.resolve() for c in find_clips(args.data, patterns)}
+    manifest = folder_manifest(args.data)
+    manifest = manifest[[Path(p).resolve() in clips for p in manifest["path"]]].reset_index(drop=True)
+    if manifest.empty:
+        print("no clip found; nothing to time (see --data and --clips)", file=sys.stderr)
+        return 2
+    config = ExtractConfig(frames_per_video=args.frames, fps=None, detect_size=args.detect_size[0])
+    settings = [(f"--workers {n}", {"workers": n}) for n in args.workers]
+    settings += [(f"--scheduler {s}", {"scheduler": s}) for s in args.scheduler]
+    print(f"throughput: {len(manifest)} clip(s) ({', '.join(patterns)}), {args.frames} frames each, detect_size "
+          f"{config.detect_size}; {os.cpu_count()} CPU(s) shared with whatever else runs on this machine (the load "
+          f"average says how busy it was); {load()}", flush=True)
+    runs = {name: [] for name, _ in settings}
+    for r in range(args.repeat):
+        for name, kwargs in settings[r % len(settings):] + settings[:r % len(settings)]:
+            with tempfile.TemporaryDirectory(prefix="extract_speed_") as tmp:
+                before, cpu, t = os.getloadavg(), cpu_seconds(), time.perf_counter()
+                summary = extract(manifest, Path(tmp) / "store", config, progress=False, **kwargs)
+                wall, cpu = time.perf_counter() - t, cpu_seconds() - cpu
+                done = sorted(p.stat().st_mtime for p in (Path(tmp) / "store").rglob("video.json"))
+            n = summary.done + summary.failed
+            steady = (len(done) - 1) / (done[-1] - done[0]) * 60 if len(done) > 1 and done[-1] > done[0] else None
+            run = {"videos": n, "failed": summary.failed, "faces": summary.faces, "wall_s": wall,
+                   "videos_per_min": n / wall * 60, "steady_videos_per_min": steady, "cpu_s": cpu,
+                   "cpu_s_per_video": cpu / n if n else None, "load_before": before, "load_after": os.getloadavg()}
+            runs[name].append(run)
+            print(f"  {name}: {n} videos ({summary.failed} failed, {summary.faces} faces) in {wall:.1f} s = "
+                  f"{run['videos_per_min']:.1f} videos/min (steady {fmt(steady, '.1f')}), {fmt(run['cpu_s_per_video'])} "
+                  f"CPU s/video; load {before[0]:.2f} -> {run['load_after'][0]:.2f}", flush=True)
+    best = {name: max(rs, key=lambda x: x["videos_per_min"]) for name, rs in runs.items()}
+    print(f"\n{'setting':<22} {'videos':>6} {'wall s':>7} {'videos/min':>10} {'steady/min':>10} {'CPU s/video':>11} "
+          f"{'load 1-min before/after':>24}")
+    for name, b in best.items():
+        print(f"{name:<22} {b['videos']:>6} {b['wall_s']:>7.1f} {b['videos_per_min']:>10.1f} "
+              f"{fmt(b['steady_videos_per_min'], '.1f'):>10} {fmt(b['cpu_s_per_video']):>11} "
+              f"{b['load_before'][0]:>11.2f} / {b['load_after'][0]:<10.2f}")
+    print(f"videos/min: wall clock, process or cluster start-up included (best of {args.repeat} round(s)); steady: "
+          f"between the first and the last video finished; {load()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"clips": list(manifest["path"]), "frames": args.frames,
+                                         "detect_size": config.detect_size, "cpus": os.cpu_count(),
+                                         "platform": platform.platform(), "runs": runs}, indent=1))
+        print(f"numbers written to {args.json}")
+    return 0 if all(b["failed"] == 0 for b in best.values()) else 1
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
     from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
 
     d = ExtractConfig()
-    p.add_argument("--dataset", required=True, choices=["celebdf", "ffpp", "dfd", "dfdc", "labelled", "folder"],
+    p.add_argument("--dataset", choices=["celebdf", "ffpp", "dfd", "dfdc", "labelled", "folder"],
                    help="layout of --root: Celeb-DF v2, FaceForensics++, FF++ DeepFakeDetection (actors), DFDC "
                         "(dfdc_train_part_N/metadata.json, or a test set's labels.csv), a labelled folder (real/ "
                         "and fake/ at any depth, or --labels), or any folder of videos (or one video)")
@@ -33,7 +33,7 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
                                     "or 0/1; dfdc: the test set's filename,label with 1 = fake)")
     p.add_argument("--missing", choices=["error", "record"], default="error",
                    help="a video listed in the labels but not on disk: stop (error, default) or record it as failed")
-    p.add_argument("--root", required=True, help="the dataset folder as downloaded (never written to)")
+    p.add_argument("--root", help="the dataset folder as downloaded (never written to)")
     p.add_argument("--out", required=True, help="the face store to fill (created if needed; re-runs resume)")
     p.add_argument("--splits", help="FF++: folder with the official train/val/test.json "
                                     "(default: <root>/splits, <root>/dataset/splits or <root>)")
@@ -57,6 +57,13 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per MTCNN batch")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes (default 1; 0 = in this process, no protection against decoder crashes)")
+    p.add_argument("--scheduler", metavar="dask://HOST:PORT|local:N",
+                   help="Dask workers instead of --workers: a running scheduler (its workers see --root and --out at "
+                        "the same paths) or N local worker processes; needs: pip install -e .[distributed]")
+    p.add_argument("--shard", metavar="K/N", help="only shard K of N (K = 1..N, 1-based like Slurm's --array=1-N) by a "
+                   "hash of the store key, the same on every machine; shards may share --out at once: then --merge")
+    p.add_argument("--merge", action="store_true", help="only rebuild the index CSVs of --out from its video folders "
+                   "(after --shard runs); with --dataset and --root, also list their videos not in the store")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed in an earlier run")
     p.add_argument("--allow-other-files", action="store_true",
                    help="use a store that already holds some of these videos extracted from other files (another "
@@ -66,13 +73,21 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
 
 def _run_extract(args) -> int:
     from .data.datasets import LOADERS
-    from .data.extract import extract
+    from .data.extract import extract, import_dask, merge, parse_scheduler, parse_shard, select_shard
     from .data.store import refuse_other_files
 
+    if (args.merge and (args.shard, args.scheduler) != (None, None)) or not (args.merge or args.dataset and args.root):
+        raise ValueError("give --dataset and --root (and --shard, --scheduler if wished), or --merge --out STORE "
+                         "(and --dataset, --root to list their videos not in the store)")
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.scheduler is not None:
+        parse_scheduler(args.scheduler), import_dask()
     config = ExtractConfig(frames_per_video=args.frames_per_video, fps=args.fps, consecutive=args.consecutive,
                            crop_size=args.crop_size, margin=args.margin, detect_size=args.detect_size,
                            min_face=args.min_face, batch_size=args.batch_size)
-    if args.dataset == "ffpp":
+    if not (args.dataset and args.root):
+        manifest = None
+    elif args.dataset == "ffpp":
         manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
     elif args.dataset == "dfd":
         manifest = LOADERS["dfd"](args.root, args.compression)
@@ -80,14 +95,22 @@ def _run_extract(args) -> int:
         manifest = LOADERS[args.dataset](args.root, labels=args.labels, missing=args.missing)
     else:
         manifest = LOADERS[args.dataset](args.root)
+    if args.merge:
+        merged = merge(args.out, manifest)
+        print(f"{merged}\nindex: {args.out}/faces.csv, failures: {args.out}/failures.csv")
+        return 1 if merged.failed or merged.missing else 0
     print(f"{len(manifest)} video(s) in {args.root} ({args.dataset}); face store: {args.out}", file=sys.stderr)
+    if shard:
+        part = select_shard(manifest, *shard)
+        print(f"shard {shard[0]}/{shard[1]}: {len(part)} of the manifest's {len(manifest)} video(s)", flush=True)
+        manifest = part
     kept = refuse_other_files(args.out, manifest, allow=args.allow_other_files)
     if kept:
         print(f"{len(kept)} video(s) kept as stored from other files (--allow-other-files)", file=sys.stderr)
     summary = extract(manifest, args.out, config, workers=args.workers, retry_failed=args.retry_failed,
-                      dataset_roots=[args.root], progress=not args.quiet)
-    print(summary)
-    print(f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv")
+                      dataset_roots=[args.root], progress=not args.quiet, scheduler=args.scheduler, index=not shard)
+    print(summary, f"index not rebuilt (a shard): once every shard has ended, run deepfake-keras extract --merge "
+          f"--out {args.out}" if shard else f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv", sep="\n")
     return 1 if summary.failed or summary.failed_before else 0
 
 

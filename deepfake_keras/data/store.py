@@ -18,7 +18,13 @@ A video is done when its ``video.json`` exists. Each video folder is written
 under ``<store>/.tmp/`` and renamed into place in one step, and the index CSVs
 are written to a temporary file and renamed, so a run killed at any moment
 leaves no partial file in the store, and a second run skips what is done and
-ends with the same store as an uninterrupted run.
+ends with the same store as an uninterrupted run. Several processes, on one
+machine or on several sharing the store's file system, may fill one store at
+once: the first creates ``extract_config.json`` (the others check it), a
+temporary folder is named by its process and machine (only this machine's
+dead processes' folders are removed at once; another machine's after a day),
+and a video finished by two of them keeps the first one's folder. The index
+CSVs are rebuilt from the video folders by :meth:`FaceStore.rebuild_index`.
 
 The CSVs are written with :func:`deepfake_keras.io.csv_text`: a text cell that a spreadsheet would
 take for a formula (a video named ``=HYPERLINK(...).mp4`` gives the ``video_id``
@@ -30,9 +36,12 @@ and ``crop`` are never escaped. A store written before the ``group`` column has 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -50,6 +59,13 @@ FACE_COLUMNS = (["frame", "crop", "x1", "y1", "x2", "y2", "confidence"]
 VIDEO_COLUMNS = MANIFEST_COLUMNS + ["status", "reason", "frames_sampled", "frames_with_face", "decoder"]
 # settings that change what is stored; a store refuses to mix them
 _STORE_SETTINGS = ("frames_per_video", "fps", "consecutive", "crop_size", "margin", "detect_size", "min_face", "max_frame_side")
+
+
+#: this machine in temporary folder names (``<pid>-<HOST>-<uuid>``): a pid means something on its own machine only
+HOST = "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+#: another machine's temporary folder untouched this long is a killed run's
+OTHER_HOST_STALE_S = 24 * 3600
+_CONFIG = "extract_config.json"
 
 
 class StoreError(ValueError):
@@ -82,21 +98,23 @@ class FaceStore:
     def __init__(self, root, config: ExtractConfig):
         self.root = Path(root).resolve()
         self.config = config
-        saved = self.root / "extract_config.json"
+        saved = self.root / _CONFIG
         wanted = {k: config.to_dict()[k] for k in _STORE_SETTINGS}
-        if saved.is_file():
-            # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
-            have = ExtractConfig.from_dict(read_json(saved, "extraction settings")).to_dict()
-            diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
-            if diff:
-                desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-                raise StoreError(f"{self.root} holds faces extracted with other settings ({desc}); "
-                                 f"use the same settings or another --out folder")
-        elif self.root.exists() and any(self.root.iterdir()):
-            raise StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
-                             f"choose an empty or new --out folder")
-        else:
-            write_atomic(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+        if not saved.is_file():
+            # another process may be creating the store right now: its config's temporary file is no content,
+            # and anything else it writes comes after its config (so look at the config again after the folder)
+            others = self.root.exists() and any(not _config_tmp(p.name) for p in self.root.iterdir())
+            if others and not saved.is_file():
+                raise StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
+                                 f"choose an empty or new --out folder")
+            _create_once(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+        # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
+        have = ExtractConfig.from_dict(read_json(saved, "extraction settings")).to_dict()
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        if diff:
+            desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise StoreError(f"{self.root} holds faces extracted with other settings ({desc}); "
+                             f"use the same settings or another --out folder")
         self._clean_tmp()
 
     @classmethod
@@ -130,7 +148,7 @@ class FaceStore:
     def write_video(self, store_key: str, crops: list, rows: list, meta: dict) -> None:
         """Store one video in one step: ``crops`` [(frame, RGB array)], ``rows`` (dicts with
         :data:`FACE_COLUMNS` but ``crop``), ``meta`` for ``video.json``."""
-        tmp = self.root / ".tmp" / f"{os.getpid()}-{uuid.uuid4().hex}"
+        tmp = self.root / ".tmp" / _tmp_name()
         tmp.mkdir(parents=True)
         try:
             for frame, image in crops:
@@ -146,9 +164,14 @@ class FaceStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             old = None
             if final.exists():  # a re-run of a failed video: move the old result aside first
-                old = self.root / ".tmp" / f"{os.getpid()}-{uuid.uuid4().hex}-old"
+                old = self.root / ".tmp" / _tmp_name("-old")
                 os.rename(final, old)
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not (final / "video.json").is_file():
+                    raise
+                # another process (a retried Dask task, an overlapping run) stored this video meanwhile: theirs stays
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         finally:
@@ -156,14 +179,24 @@ class FaceStore:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def _clean_tmp(self) -> None:
-        """Remove temporary folders left by killed runs (not those of a live process)."""
+        """Remove temporary folders left by killed runs: this machine's dead processes' at once, another
+        machine's once untouched for :data:`OTHER_HOST_STALE_S` (its processes cannot be seen from here)."""
         tmp = self.root / ".tmp"
         if not tmp.is_dir():
             return
         for child in tmp.iterdir():
-            pid = child.name.split("-")[0]
-            if not (pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()):
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            parts = child.name.split("-")
+            pid = parts[0]
+            host = parts[1] if len(parts) > 2 and parts[1].startswith("h") else HOST  # older stores: no machine
+            try:
+                if host == HOST:
+                    stale = not (pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid())
+                else:  # another machine's process: its pid means nothing here
+                    stale = time.time() - child.stat().st_mtime > OTHER_HOST_STALE_S
+                if stale:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            except FileNotFoundError:  # another process cleaned it first
+                pass
 
     # ------------------------------------------------------------ index
     def video_jsons(self) -> list:
@@ -211,6 +244,33 @@ class FaceStore:
         if image is None:
             raise StoreError(f"{self.root / crop}: missing or unreadable crop")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _tmp_name(suffix: str = "") -> str:
+    return f"{os.getpid()}-{HOST}-{uuid.uuid4().hex}{suffix}"
+
+
+def _config_tmp(name: str) -> bool:
+    """A temporary file of a process writing the store's config (:func:`_create_once`, ``write_atomic``)."""
+    return name.startswith(f".{_CONFIG}.") and name.endswith(".tmp")
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Write ``path`` unless another process has: a complete temporary file hard-linked to the final name
+    (one process wins; the others then read the winner's). A file system without hard links: a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def refuse_other_files(store_root, manifest: pd.DataFrame, allow: bool = False) -> list:
