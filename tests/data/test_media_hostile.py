@@ -22,6 +22,7 @@ from deepfake_keras.data.video import VideoError, iter_frames, read_frames, samp
 from deepfake_keras.inference.annotate import annotate_video
 
 from .. import corpus
+from ..tiny_bundle import make_triplet_bundle
 from .test_extract_bad_inputs import listing
 
 REFUSED = ["hls_playlist", "ffconcat_list", "hls_m3u8"]
@@ -179,26 +180,7 @@ def test_an_hour_long_video_reads_25_frames_in_bounded_memory(hour_long):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A tiny triplet bundle (one epoch on random 128-d vectors: the scores mean nothing)."""
-    from deepfake_keras.inference.bundle import load_bundle, save_bundle
-    from deepfake_keras.models.triplet import embed
-    from deepfake_keras.training.classifiers import fit_classifier
-    from deepfake_keras.training.triplet import train_triplet_head
-    from deepfake_keras.weights import WeightsError
-
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 24)
-    x = rng.normal(size=(48, 128)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    head, record = train_triplet_head(x, y, x, y, epochs=1, batch_size=16, seed=0)
-    path = save_bundle(tmp_path_factory.mktemp("model") / "bundle", "triplet",
-                       extract_config=ExtractConfig(frames_per_video=3, detect_size=320), head=head,
-                       head_record=record, classifier=fit_classifier("sgd", embed(head, x), y),
-                       facenet="facenet-msceleb-128")
-    try:
-        load_bundle(path).facenet()
-    except WeightsError as e:
-        pytest.skip(f"FaceNet weights unavailable: {e}")
-    return path
+    return make_triplet_bundle(tmp_path_factory.mktemp("model") / "bundle", ExtractConfig(frames_per_video=3, detect_size=320))
 
 
 def test_predict_refuses_playlists_and_scores_the_rest(hostile, bundle, tmp_path, monkeypatch):

