@@ -369,14 +369,18 @@ def _add_xception_start(p, cls) -> None:
             "start to use, loudly and recorded, when --weights imagenet cannot be fetched ('stop' stops)")
 
 
+def _add_folds(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--folds", type=int, default=None,
+                   help="K-fold cross-validation by pair (a pair, its originals and every fake made from them "
+                        "stay in one fold) instead of the official split; metrics per fold and mean ± sd")
+
+
 def _add_ffpp_triplet(p: argparse.ArgumentParser) -> None:
     cls = TripletExperiment
     _add_ffpp_data(p, ", the paper's Tables III-IV")
     _add_run_options(p, "ffpp_triplet")
     _option(p, cls, "--frames", "frames_per_video", "frames per video", type=int)
-    p.add_argument("--folds", type=int, default=None,
-                   help="K-fold cross-validation by pair (a pair, its originals and every fake made from them "
-                        "stay in one fold) instead of the official split; metrics per fold and mean ± sd")
+    _add_folds(p)
     _add_facenet(p, cls)
     _add_triplet_head(p, cls)
 
@@ -420,6 +424,7 @@ def _add_ffpp_baselines(p: argparse.ArgumentParser) -> None:
             ("--conv-epochs", "conv_epochs", "epochs of Conv3D and ConvLSTM", int),
             ("--conv-batch-size", "conv_batch_size", "clips per Conv3D/ConvLSTM batch", int)):
         _option(p, cls, flag, name, text, type=kind)
+    _add_folds(p)
     p.add_argument("--seq-lens", dest="seq_lens", type=int, nargs="+", default=None,
                    help=f"LSTM/GRU sequence lengths (default {' '.join(map(str, SEQ_LENS))}, the paper's)")
     p.add_argument("--kinds", nargs="+", default=None, choices=RECURRENT_KINDS, help="recurrent layers (default both)")

@@ -318,6 +318,7 @@ class BaselinesExperiment(_Experiment):
     augment: bool = XceptionConfig.augment  # of the frames-only Xception
     input_storage: str = XceptionConfig.input_storage  # of the frames-only Xception's crops (not the clips')
     triplet_run: str | None = None  # a finished ffpp_triplet run for the triplet row; "none": no row
+    folds: int | None = None  # K-fold cross-validation by pair instead of the official split
 
     # 2 CPU cores, under 15 minutes in all (see the README); every frame of the 32-frame clips
     DEMO: ClassVar[dict] = {"frames_per_video": 32, "fps": 0.0, "image_size": 71, "epochs": 2, "batch_size": 16,

@@ -154,6 +154,8 @@ def plot_roc(predictions: pd.DataFrame, curves: dict, path, title: str, per_fold
     fig, ax = plt.subplots(figsize=(5, 5))
     if per_fold and "fold" in predictions:
         for fold, rows in predictions.dropna(subset=[per_fold]).groupby("fold"):
+            if rows["label"].nunique() < 2:  # no ROC from one class
+                continue
             roc = roc_points(rows["label"], rows[per_fold])
             ax.plot(roc["fpr"], roc["tpr"], lw=0.7, alpha=0.5, color="grey",
                     label=f"fold {int(fold) + 1} (AUC {100 * roc_auc_score(rows['label'], rows[per_fold]):.1f})")
@@ -200,8 +202,9 @@ def measured_by(metrics: dict):
     cross-validation as ``(mean, sd)`` (:func:`pct` prints it ``mean ± sd``)."""
     cv = metrics.get("cv")
     if cv:
-        return lambda model, metric: (cv["mean"][model][metric], cv["sd"][model][metric])
-    return lambda model, metric: metrics["test"][model]["video"][metric]
+        return lambda model, metric: (None if cv["mean"][model].get(metric) is None
+                                      else (cv["mean"][model][metric], cv["sd"][model][metric]))
+    return lambda model, metric: metrics["test"][model]["video"].get(metric)
 
 
 def no_face_note(metrics: dict) -> str:
@@ -308,19 +311,20 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     """Table II with the paper's four rows (the triplet row from the triplet run), the ConvLSTM row
     (ours) and every LSTM/GRU variant; ROC of the baselines on the test videos."""
     demo = config.get("demo", False)
-    video = {k: v["video"] for k, v in metrics["test"].items()}
+    value = measured_by(metrics)
+    cv = metrics.get("cv")
     names = metrics["models"]
     selected = metrics["selected_recurrent"]
     triplet = metrics.get("triplet", {})
-    measured = {"Frames only": video["frames_only"].get("accuracy"), "3d Convolution": video["conv3d"].get("accuracy"),
-                "Frames + LSTM/GRU": video["lstm_gru"].get("accuracy"),
-                "Triplets (Semi-hard)": triplet.get("accuracy"),
-                "ConvLSTM (ours, not in the paper)": video["convlstm"].get("accuracy")}
+    triplet_accuracy = (tuple(triplet["cv"]["accuracy"]) if cv and triplet.get("cv") else triplet.get("accuracy"))
+    measured = {"Frames only": value("frames_only", "accuracy"), "3d Convolution": value("conv3d", "accuracy"),
+                "Frames + LSTM/GRU": value("lstm_gru", "accuracy"), "Triplets (Semi-hard)": triplet_accuracy,
+                "ConvLSTM (ours, not in the paper)": value("convlstm", "accuracy")}
     variants = {}
     for n in config["seq_lens"]:
         for kind in config["kinds"]:
             key = f"{kind}_{n}"
-            variants[names[key] + (" (selected)" if key == selected else "")] = video[key].get("accuracy")
+            variants[names[key] + (" (selected)" if key == selected else "")] = value(key, "accuracy")
     t2 = table_2({**measured, **variants})
     t2.loc[t2["Model"].isin(list(variants)), "Row"] = "variant of Frames + LSTM/GRU"
     if triplet.get("source") == "skipped":
@@ -334,7 +338,9 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     seq = metrics.get("sequences", {})
     padded = sum(v.get("padded_videos", 0) for v in seq.values())
     dropped = sum(v.get("dropped_videos", 0) for v in seq.values())
-    note = (f"Measured: FF++ {config['compression']} {'+'.join(config['methods'])} vs pristine, test split, video "
+    how = (f"{cv['k']}-fold CV by pair (each video tested once; mean ± sd over the folds, the LSTM/GRU row "
+           f"selected in each fold)" if cv else "test split")
+    note = (f"Measured: FF++ {config['compression']} {'+'.join(config['methods'])} vs pristine, {how}, video "
             f"accuracy at P(fake) >= 0.5. Frames only: Xception ({config['image_size']} px, start "
             f"{config['xception_weights']['used']}, at most {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}), "
             f"mean over the video's frames (batch-norm statistics recomputed on its training frames). "
@@ -356,7 +362,8 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
             curves[name] = col
     if curves:
         out.append(plot_roc(test, curves, run_dir / "fig_roc_baselines.png",
-                            title_of("ROC of the FF++ baselines (test videos)", demo)))
+                            title_of("ROC of the FF++ baselines (test videos)", demo),
+                            per_fold="frames_only" if cv else None))
     return out
 
 

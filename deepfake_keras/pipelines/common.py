@@ -246,14 +246,15 @@ CV_METRICS = ("auc", "accuracy", "eer", "precision_real", "recall_real", "f1_rea
 
 def fold_summary(per_fold: list, k: int, by: str) -> dict:
     """``metrics.json``'s ``cv``: every fold's video metrics and, per model and metric, their mean and
-    standard deviation over the folds (``ddof=1``)."""
+    standard deviation over the folds (``ddof=1``; None where a fold lacks the metric)."""
     models = list(per_fold[0])
     out = {"k": int(k), "by": by, "per_fold": [{m: fold[m]["video"] for m in models} for fold in per_fold],
            "mean": {}, "sd": {}}
     for m in models:
-        values = {metric: [fold[m]["video"][metric] for fold in per_fold] for metric in CV_METRICS}
-        out["mean"][m] = {metric: float(np.mean(v)) for metric, v in values.items()}
-        out["sd"][m] = {metric: float(np.std(v, ddof=1)) for metric, v in values.items()}
+        values = {metric: [fold[m]["video"].get(metric) for fold in per_fold] for metric in CV_METRICS}
+        # a metric some fold could not give (its test videos of one class only): none over the folds
+        out["mean"][m] = {metric: None if None in v else float(np.mean(v)) for metric, v in values.items()}
+        out["sd"][m] = {metric: None if None in v else float(np.std(v, ddof=1)) for metric, v in values.items()}
     return out
 
 

@@ -60,8 +60,8 @@ import pandas as pd
 from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, XceptionConfig, for_data
 from ..io import log, save_json, versions, write_csv
 from ..training.distribute import describe
-from .common import (add_faceless, choose_weights, default_store, extract_faces, make_run_dir,
-                     resolve_data_root, training_setup, video_predictions)
+from .common import (add_faceless, choose_weights, default_store, extract_faces, fold_summary, make_run_dir,
+                     resolve_data_root, splits_of, training_setup, video_predictions)
 
 EXPERIMENT = "ffpp_baselines"
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
@@ -97,47 +97,86 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
         "versions": versions(), "command": command})
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
-    faces = _checked(faces, manifest, store)
-    models_dir = run_dir / "models"
+    faces = _checked(faces.sort_values(["store_key", "frame"]).reset_index(drop=True), manifest, store)
+    frames, videos, per_fold, training, sequences, selected, no_face = [], [], [], {}, {}, [], 0
+    for split in splits_of(manifest, config.folds, config.seed):
+        name = f"fold_{split['fold']}" if config.folds else ""
+        part = _checked(faces.assign(split=faces["store_key"].map(split["side"])), manifest, store, name)
+        trained = train_and_score(part, store, run_dir, name, config, weights["used"], progress, setup)
+        frame_table, predictions = trained["frame_table"], trained["predictions"]
+        if config.folds:  # each fold's test videos (and frames), marked with their fold
+            frame_table = frame_table[frame_table["split"] == "test"].assign(fold=split["fold"])
+            predictions = predictions[predictions["split"] == "test"]
+        fold_manifest = manifest.assign(split=manifest["store_key"].map(split["side"]))
+        predictions, faceless = add_faceless(predictions, fold_manifest, ["frames_only", *trained["columns"]],
+                                             config.no_face_score)
+        no_face += faceless
+        if config.folds:
+            predictions = predictions.assign(fold=split["fold"])
+            per_fold.append(test_metrics(frame_table, predictions, trained["selected"], config)["test"])
+        frames.append(frame_table)
+        videos.append(predictions)
+        training.update({f"fold_{split['fold']}": trained["training"]} if config.folds else trained["training"])
+        sequences.update(trained["sequences"])
+        selected.append(trained["selected"])
+    frame_table, predictions = pd.concat(frames, ignore_index=True), pd.concat(videos, ignore_index=True)
+    write_csv(run_dir / "frame_predictions.csv", frame_table)
+    write_csv(run_dir / "predictions.csv", predictions)
+    triplet = triplet_row_for(config, run_dir, root, demo, workers, progress)
+
+    chosen = selected[0] if len(selected) == 1 else ", ".join(f"{k} (fold {i + 1})" for i, k in enumerate(selected))
+    metrics = test_metrics(frame_table, predictions, chosen, config)
+    test = predictions[predictions["split"] == "test"]
+    metrics.update(training=training, sequences=sequences, triplet=triplet,
+                   counts={"videos": int(len(manifest)), "videos_with_faces": int(faces["store_key"].nunique()),
+                           "failed_videos": summary.failed + summary.failed_before, "faces": int(len(faces)),
+                           "test_videos": int(len(test)), "test_videos_no_face": no_face,
+                           "no_face_score": config.no_face_score,
+                           "test_frames": int((frame_table["split"] == "test").sum())})
+    if config.folds:
+        metrics.update(cv=fold_summary(per_fold, config.folds, "pair"), selected_per_fold=selected)
+    metrics["seconds"] = round(time.time() - started, 1)
+    save_json(run_dir / "metrics.json", metrics)
+    _report(run_dir, metrics, chosen, demo)
+    return run_dir
+
+
+# --------------------------------------------------------------------------- the steps
+
+def _checked(faces: pd.DataFrame, manifest: pd.DataFrame, store: Path, fold: str = "") -> pd.DataFrame:
+    if len(faces) == 0:
+        raise ValueError(f"no face was found in any of the {len(manifest)} videos; see {store}/failures.csv")
+    splits = set(faces["split"])
+    for needed in ("train", "test"):
+        if needed not in splits:
+            raise ValueError(f"{fold + ': ' if fold else ''}no {needed} video has faces (splits with faces: "
+                             f"{sorted(splits)})")
+    return faces
+
+
+def train_and_score(faces: pd.DataFrame, store: Path, run_dir: Path, name: str, config: BaselinesExperiment,
+                    weights: str, progress: bool, setup: dict) -> dict:
+    """Every model of one split (``faces``' ``split`` column: train / val / test), its models in
+    ``<run>/models/<name>/`` (``name``: the fold, or "" for the dataset's split) and its curves in
+    ``<run>/logs/<name>/``. Returns the ``frame_table`` (frames only), the ``predictions`` (one row per
+    video with a face, a column per model), the model ``columns``, ``training`` and ``sequences`` records
+    and the ``selected`` LSTM/GRU variant."""
+    setup = {**setup, "logs": setup["logs"] / name}
+    models_dir = run_dir / "models" / name
     training, sequences = {}, {}
-    frame_table, features, training["frames_only"] = frames_only(faces, store, run_dir, config, weights["used"],
+    frame_table, features, training["frames_only"] = frames_only(faces, store, run_dir, models_dir, config, weights,
                                                                 progress, setup)
     predictions = video_predictions(frame_table, ["frames_only"])
     columns, selected = recurrent(faces, features, models_dir, config, training, sequences, progress, setup)
     columns.update(convolutional(faces, store, models_dir, config, training, sequences, progress, setup))
     for key, scores in columns.items():
         predictions[key] = predictions["store_key"].map(scores)
-    predictions, no_face = add_faceless(predictions, manifest, ["frames_only", *columns], config.no_face_score)
-    triplet = triplet_row_for(config, run_dir, root, demo, workers, progress)
-    write_csv(run_dir / "predictions.csv", predictions)
-
-    metrics = test_metrics(frame_table, predictions, selected, config)
-    metrics.update(training=training, sequences=sequences, triplet=triplet,
-                   counts={"videos": int(len(manifest)), "videos_with_faces": int(len(predictions)),
-                           "failed_videos": summary.failed + summary.failed_before, "faces": int(len(faces)),
-                           "test_videos": int((predictions["split"] == "test").sum()),
-                           "test_videos_no_face": no_face, "no_face_score": config.no_face_score, "test_frames": int((frame_table["split"] == "test").sum())},
-                   seconds=round(time.time() - started, 1))
-    save_json(run_dir / "metrics.json", metrics)
-    _report(run_dir, metrics, selected, demo)
-    return run_dir
+    return {"frame_table": frame_table, "predictions": predictions, "columns": list(columns), "training": training,
+            "sequences": sequences, "selected": selected}
 
 
-# --------------------------------------------------------------------------- the steps
-
-def _checked(faces: pd.DataFrame, manifest: pd.DataFrame, store: Path) -> pd.DataFrame:
-    if len(faces) == 0:
-        raise ValueError(f"no face was found in any of the {len(manifest)} videos; see {store}/failures.csv")
-    faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
-    splits = set(faces["split"])
-    for needed in ("train", "test"):
-        if needed not in splits:
-            raise ValueError(f"no {needed} video has faces (splits with faces: {sorted(splits)})")
-    return faces
-
-
-def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: BaselinesExperiment, weights: str,
-                progress: bool, setup: dict) -> tuple:
+def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, models_dir: Path, config: BaselinesExperiment,
+                weights: str, progress: bool, setup: dict) -> tuple:
     """The frames-only Xception, then the fc1 features and P(fake) of every stored frame (one pass,
     cached); returns ``(frame table with a frames_only column, features, training record)``."""
     from ..training.bagging import train_bag
@@ -147,17 +186,16 @@ def frames_only(faces: pd.DataFrame, store: Path, run_dir: Path, config: Baselin
     train_faces, val_faces = picked[picked["split"] == "train"], picked[picked["split"] == "val"]
     log(f"frames only: Xception ({config.image_size} px, start {weights}) on {len(train_faces)} frames of "
         f"{train_faces['store_key'].nunique()} training videos, validated on {len(val_faces)} frames")
-    bag = train_bag(train_faces.reset_index(drop=True), store, run_dir / "models" / "frames_only",
+    bag = train_bag(train_faces.reset_index(drop=True), store, models_dir / "frames_only",
                     val_faces.reset_index(drop=True) if len(val_faces) else None, epochs=config.epochs,
                     image_size=config.image_size, batch_size=config.batch_size, weights=weights, seed=config.seed,
                     patience=config.patience, augment=config.augment, input_storage=config.input_storage,
                     verbose=2 if progress else 0, strategy=setup["strategy"], log_dir=setup["logs"] / "frames_only")
-    weights_file = run_dir / "models" / "frames_only" / bag["weights"]  # its batch norm as validated
+    weights_file = models_dir / "frames_only" / bag["weights"]  # its batch norm as validated
     features, p_frame = cached_features(faces, store, weights_file, run_dir, config.image_size, FEATURE_BATCH,
                                         progress=progress, input_storage=config.input_storage)
     frame_table = faces[["store_key", "video_id", "label", "split", "method", "frame"]].copy()
     frame_table["frames_only"] = p_frame
-    write_csv(run_dir / "frame_predictions.csv", frame_table)
     record = {**{k: bag[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "counts")},
               "weights": str(weights_file.relative_to(run_dir)), "batch_norm_batches": bag["batch_norm_batches"]}
     return frame_table, features, record
@@ -295,8 +333,10 @@ def spread(faces: pd.DataFrame, per_video: int) -> pd.DataFrame:
 
 def triplet_row(run_dir, expect: dict | None = None) -> dict:
     """The Table II triplet row of a finished ``ffpp_triplet`` run: its semi-hard triplets + RF test
-    video metrics (as its own Table II shows them: the paper's 86.74 is the RF, 242 of 279). ``expect``
-    (data_root, compression, methods, demo) is compared with the run's config; differences are returned in ``mismatch`` and said aloud."""
+    video metrics (as its own Table II shows them: the paper's 86.74 is the RF, 242 of 279), and for a
+    K-fold run their mean and sd over the folds (``cv``). ``expect`` (data_root, compression, methods,
+    demo, folds) is compared with the run's config; differences are returned in ``mismatch`` and said
+    aloud."""
     run_dir = Path(run_dir)
     for name in ("config.json", "metrics.json"):
         if not (run_dir / name).is_file():
@@ -304,14 +344,20 @@ def triplet_row(run_dir, expect: dict | None = None) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     if config.get("experiment") != "ffpp_triplet":
         raise ValueError(f"triplet run {run_dir} holds a {config.get('experiment')!r} run, not ffpp_triplet")
-    video = json.loads((run_dir / "metrics.json").read_text())["test"][TRIPLET_ROW]["video"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    video = metrics["test"][TRIPLET_ROW]["video"]
     mismatch = {k: {"triplet_run": config.get(k), "this_run": v} for k, v in (expect or {}).items()
                 if config.get(k) != v}
     if mismatch:
         log(f"WARNING: the triplet run {run_dir} differs from this run in {', '.join(mismatch)} "
             f"({mismatch}); its row is shown as it is (recorded in metrics.json)")
-    return {"run_dir": str(run_dir), "model": TRIPLET_ROW, "accuracy": video["accuracy"], "auc": video["auc"],
-            "n": video["n"], "mismatch": mismatch}
+    row = {"run_dir": str(run_dir), "model": TRIPLET_ROW, "accuracy": video["accuracy"], "auc": video["auc"],
+           "n": video["n"], "mismatch": mismatch}
+    if metrics.get("cv"):  # a K-fold run: the mean and sd over its folds too
+        cv = metrics["cv"]
+        row["cv"] = {"k": cv["k"], **{m: [cv["mean"][TRIPLET_ROW][m], cv["sd"][TRIPLET_ROW][m]]
+                                      for m in ("accuracy", "auc")}}
+    return row
 
 
 def triplet_row_for(config: BaselinesExperiment, run_dir: Path, root, demo: bool, workers: int,
@@ -319,7 +365,7 @@ def triplet_row_for(config: BaselinesExperiment, run_dir: Path, root, demo: bool
     """The triplet row: from ``config.triplet_run``, none (``"none"``), or the triplet experiment run now
     into ``<run_dir>/triplet`` on the same data with the same seed (skipped when done there)."""
     expect = {"data_root": str(root), "compression": config.compression, "methods": list(config.methods),
-              "demo": demo}
+              "demo": demo, "folds": config.folds}
     if config.triplet_run and config.triplet_run.strip().lower() == "none":
         log("triplet row: left empty (triplet_run none)")
         return {"source": "skipped"}
@@ -332,7 +378,7 @@ def triplet_row_for(config: BaselinesExperiment, run_dir: Path, root, demo: bool
     if not (out / "metrics.json").is_file():
         triplet = for_data(TripletExperiment, config.data_root, splits=config.splits, compression=config.compression,
                            methods=tuple(config.methods), seed=config.seed, demo_seed=config.demo_seed,
-                           no_face_score=config.no_face_score)
+                           no_face_score=config.no_face_score, folds=config.folds)
         log(f"triplet row: running the triplet experiment into {out} ({triplet})")
         ffpp_triplet.run(triplet, out, workers=workers, progress=progress)
     return {"source": "ran", **triplet_row(out, expect)}
@@ -379,6 +425,8 @@ def _report(run_dir: Path, metrics: dict, selected: str, demo: bool) -> None:
     print(table.read_text(), flush=True)
     accuracy = {k: v["video"].get("accuracy") for k, v in metrics["test"].items()}
     said = ", ".join(f"{name} {'n/a' if accuracy[k] is None else f'{100 * accuracy[k]:.1f}%'}" for k, name in
-                     (("frames_only", "frames only"), (selected, selected), ("conv3d", "Conv3D"),
+                     (("frames_only", "frames only"), ("lstm_gru", selected), ("conv3d", "Conv3D"),
                       ("convlstm", "ConvLSTM")))
-    log(f"{'DEMO ' if demo else ''}test video accuracy: {said} ({metrics['seconds']:.0f} s); results in {run_dir}")
+    how = f", pooled over {metrics['cv']['k']} folds by pair" if metrics.get("cv") else ""
+    log(f"{'DEMO ' if demo else ''}test video accuracy{how}: {said} ({metrics['seconds']:.0f} s); results in "
+        f"{run_dir}")
