@@ -58,3 +58,30 @@ def test_a_full_disk_is_one_line_and_the_rerun_goes_on(tmp_path, capsys, monkeyp
     monkeypatch.setattr(FaceStore, "write_video", real_write)
     assert cli.main(argv) == 0
     assert len(pd.read_csv(tmp_path / "store" / "videos.csv")) == 2
+
+
+def test_a_disk_full_for_the_index_too_still_reports_the_first_error(tmp_path, capsys, monkeypatch):
+    """When the index cannot be written either, the error that stopped the run is the one reported."""
+    import errno
+    import os
+
+    from deepfake_keras.data.store import FaceStore
+
+    from .conftest import shared
+
+    root = shared("face_videos")
+    argv = ["extract", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "store"), "--frames", "2",
+            "--workers", "0", "--quiet"]
+
+    def full(path):
+        def fail(self, *args, **kwargs):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / path))
+        return fail
+
+    monkeypatch.setattr(FaceStore, "write_video", full("a/video.json"))
+    monkeypatch.setattr(FaceStore, "rebuild_index", full("videos.csv"))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if "error" in line]
+    assert "a/video.json" in line and "No space left on device" in line
+    assert "could not be rebuilt" in err and "videos.csv" not in line

@@ -226,10 +226,18 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
                 record(_process(row, store, detector))
         else:
             _run_pool(todo, store, config, workers, record)
-    finally:
+    except BaseException:
         bar.close()
-        if index:
-            store.rebuild_index()
+        if index:  # what was finished is indexed even when the run stops
+            try:
+                store.rebuild_index()
+            except OSError as e:  # a full disk, say: the error that stopped the run is the one to report
+                print(f"the index of {store.root} could not be rebuilt ({e}); the next run rebuilds it",
+                      file=sys.stderr)
+        raise
+    bar.close()
+    if index:
+        store.rebuild_index()
     summary.seconds = time.time() - start
     return summary
 
