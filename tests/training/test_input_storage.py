@@ -132,7 +132,7 @@ def test_the_pipelines_pass_it_to_every_pass_over_the_crops(monkeypatch, tmp_pat
     monkeypatch.setattr(features, "cached_features", record("cached_features",
                                                             (np.zeros((3, 2), np.float32), np.zeros(3, np.float32))))
     config = BaselinesExperiment.demo(input_storage="raw")
-    ffpp_baselines.frames_only(faces, tmp_path, tmp_path, config, "none", False,
+    ffpp_baselines.frames_only(faces, tmp_path, tmp_path, tmp_path / "models", config, "none", False,
                                {"strategy": None, "logs": tmp_path / "logs"})
     assert calls == [("train_bagging", "raw"), ("predict_bags", "raw"), ("train_bag", "raw"),
                      ("cached_features", "raw")]
