@@ -27,8 +27,11 @@ DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_KERAS_TEST_DATA", REPO / ".." / "sh
 
 
 def labels_csv(path: Path, rows: list, header: str = "path,label") -> Path:
-    path.write_text(header + "\n" + "".join(f"{p},{label}\n" for p, label in rows))
-    return path
+    import pandas as pd
+
+    from deepfake_keras.io import write_csv
+
+    return write_csv(path, pd.DataFrame(rows, columns=header.split(",")))
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("DEEPFAKE_KERAS_TEST_DATA", REPO / ".." / "shared" / "data"))
@@ -56,6 +55,7 @@ def main(argv=None) -> int:
 
     from deepfake_keras.config import ExtractConfig, HeadConfig
     from deepfake_keras.data.datasets import ffpp_manifest
+    from deepfake_keras.evaluation import video_scores
     from deepfake_keras.pipelines.common import (classifier_scores, default_store, embed_faces_of, extract_faces,
                                                  splits_of, triplet_spaces)
 
@@ -64,13 +64,12 @@ def main(argv=None) -> int:
     store = default_store(root, extract_config)
     table, _ = extract_faces(manifest, root, store, extract_config, 1, True)
     x = embed_faces_of(store, table, "facenet-msceleb-128", True)
-    labels, keys = table["label"].to_numpy(), table["store_key"].to_numpy()
+    labels = table["label"].to_numpy()
     every_other = (table.groupby("store_key").cumcount() % 2 == 0).to_numpy()
 
-    def video_auc(score, rows):
-        v = pd.DataFrame({"k": keys[rows], "y": labels[rows], "s": score}).groupby("k").agg(y=("y", "first"),
-                                                                                        s=("s", "mean"))
-        return float(roc_auc_score(v["y"], v["s"]))
+    def video_auc(score, rows):  # each video's mean frame score, as the pipelines compute it
+        videos = video_scores(table.loc[rows].assign(score=score), "score")
+        return float(roc_auc_score(videos["label"], videos["score"]))
 
     results = {name: {"rf": [], "sgd": []} for name in [*VARIANTS, "FaceNet, no head"]}
     started = time.time()

@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from extract_speed import load  # this folder's other benchmark (run as a script: its folder is on the path)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,10 +116,6 @@ def naive_frames(path, frames_per_video=25, rate=None, max_side=1920, consecutiv
     info = video_info(path)
     return Frames(indices, images, info, min(w / info.width, h / info.height), -1, "opencv",
                   [i / info.fps for i in indices])
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv=None) -> int:

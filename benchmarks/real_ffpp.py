@@ -49,6 +49,7 @@ def main(argv=None) -> int:
         print(f"{subset} not found (see --data)")
         return 2
     from deepfake_keras.config import TripletExperiment
+    from deepfake_keras.io import load_json
     from deepfake_keras.pipelines import ffpp_triplet
 
     results = []
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
                 results.append({"methods": name, "seed": seed, "run": str(out), "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{name} (seed {seed}) failed: {exc}")
             else:
-                metrics = json.loads((out / "metrics.json").read_text())
+                metrics = load_json(out / "metrics.json")
                 results.append({"methods": name, "seed": seed, "seconds": round(time.time() - started, 1),
                                 "videos": metrics["counts"]["videos"], "run": str(out), "cv": metrics["cv"]})
             if args.json:  # after every run: a long benchmark stopped half way keeps what it measured
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
 def table(results: list, folds: int) -> str:
     lines = ["| methods vs pristine | videos | model | video AUC | accuracy | EER | time (s) |",
              "| --- | ---: | --- | --- | --- | --- | ---: |"]
+    many_seeds = len({x["seed"] for x in results}) > 1
     for r in results:
         if "error" in r:
             lines.append(f"| {r['methods']} | | failed: {r['error']} | | | | |")
@@ -85,7 +87,7 @@ def table(results: list, folds: int) -> str:
             if key not in mean:
                 continue
             cells = [f"{100 * mean[key][m]:.1f} ± {100 * sd[key][m]:.1f}" for m in ("auc", "accuracy", "eer")]
-            seed = f" (seed {r['seed']})" if len({x['seed'] for x in results}) > 1 else ""
+            seed = f" (seed {r['seed']})" if many_seeds else ""
             lines.append(f"| {r['methods']}{seed} | {r['videos']} | {name} | {' | '.join(cells)} | {r['seconds']:.0f} |")
     lines.append(f"\n{folds}-fold cross-validation by pair; mean ± sd over the folds, in percent.")
     return "\n".join(lines)

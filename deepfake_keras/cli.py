@@ -76,16 +76,18 @@ def _run_extract(args) -> int:
     from .data.extract import extract, import_dask, merge, parse_scheduler, parse_shard, select_shard
     from .data.store import refuse_other_files
 
-    if (args.merge and (args.shard, args.scheduler) != (None, None)) or not (args.merge or args.dataset and args.root):
+    have_data = bool(args.dataset and args.root)
+    if (args.merge and (args.shard, args.scheduler) != (None, None)) or not (args.merge or have_data):
         raise ValueError("give --dataset and --root (and --shard, --scheduler if wished), or --merge --out STORE "
                          "(and --dataset, --root to list their videos not in the store)")
     shard = parse_shard(args.shard) if args.shard is not None else None
-    if args.scheduler is not None:
-        parse_scheduler(args.scheduler), import_dask()
+    if args.scheduler is not None:  # refused before the dataset is scanned
+        parse_scheduler(args.scheduler)
+        import_dask()
     config = ExtractConfig(frames_per_video=args.frames_per_video, fps=args.fps, consecutive=args.consecutive,
                            crop_size=args.crop_size, margin=args.margin, detect_size=args.detect_size,
                            min_face=args.min_face, batch_size=args.batch_size)
-    if not (args.dataset and args.root):
+    if not have_data:
         manifest = None
     elif args.dataset == "ffpp":
         manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
@@ -250,13 +252,10 @@ def _add_threshold(p) -> None:
                         "the bundle holds one; fixed: the bundle's fixed threshold (0.5)")
 
 
-DEMO_WARNING = ("WARNING: this model was trained on the DEMO data (5 people in synthetic clips): its verdicts mean "
-                "nothing on real footage")
-
-
 def _run_predict(args) -> int:
     """Exit status 0 all scored, 1 some input failed, had no face or an output could not be written (each
     reported), 2 the bundle or --out cannot be used (before any video is scored)."""
+    from .inference.base import DEMO_WARNING
     from .inference.bundle import load_bundle
     from .inference.predict import STATUS_SCORED, ok, predict, summary_table
     from .io import log, printable

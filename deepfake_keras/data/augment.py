@@ -98,10 +98,10 @@ def augment_array(image: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def augment_image(image, seed):
-    """One float image ``(h, w, 3)`` (0..255) through a random transform drawn from ``seed`` (a stateless
+    """One image ``(h, w, 3)`` (0..255, float or uint8; float32 out) through a random transform drawn from ``seed`` (a stateless
     seed, shape ``(2,)``), see the module docstring. The draws are TensorFlow's; the matrix and the
     resampling run in ``tf.numpy_function`` (the output keeps the input's static shape)."""
-    image = tf.convert_to_tensor(image, tf.float32)
+    image = tf.cast(tf.convert_to_tensor(image), tf.float32)
     out = tf.numpy_function(augment_array, [image, draws(seed)], tf.float32, stateful=False)
     out.set_shape(image.shape)
     return out

@@ -75,13 +75,13 @@ def extract_video(path, detector: FaceDetector, config: ExtractConfig) -> tuple:
 
 def _process(row: dict, store: FaceStore, detector: FaceDetector) -> dict:
     """Extract one manifest row into the store; never raises for a bad video."""
-    meta = {k: row[k] for k in MANIFEST_COLUMNS}
-    meta["label"] = int(meta["label"])
     problem = row.get(PROBLEM)
     if isinstance(problem, str) and problem:  # the dataset scan found it unreadable (a FIFO, a dead link...)
-        meta.update(status="failed", reason=problem, frames_sampled=0, frames_with_face=0)
+        meta = lost_video(row, problem)
         store.write_video(row["store_key"], [], [], meta)
         return meta
+    meta = {k: row[k] for k in MANIFEST_COLUMNS}
+    meta["label"] = int(meta["label"])
     try:
         crops, rows, info = extract_video(row["path"], detector, store.config)
         meta.update(info)
@@ -215,6 +215,7 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
         bar.update(1)
         bar.set_postfix(failed=summary.failed, faces=summary.faces)
 
+    finished = False
     try:
         if not todo:  # all done already: no need to load MTCNN
             pass
@@ -226,18 +227,18 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
                 record(_process(row, store, detector))
         else:
             _run_pool(todo, store, config, workers, record)
-    except BaseException:
+        finished = True
+    finally:
         bar.close()
         if index:  # what was finished is indexed even when the run stops
             try:
                 store.rebuild_index()
-            except OSError as e:  # a full disk, say: the error that stopped the run is the one to report
+            except OSError as e:
+                if finished:
+                    raise
+                # a full disk, say: the error that stopped the run is the one to report
                 print(f"the index of {store.root} could not be rebuilt ({e}); the next run rebuilds it",
                       file=sys.stderr)
-        raise
-    bar.close()
-    if index:
-        store.rebuild_index()
     summary.seconds = time.time() - start
     return summary
 
@@ -390,7 +391,7 @@ def extract_on_dask_worker(row: dict, root: str, config: dict, parent: int | Non
         if key not in _dask_state and not (Path(root) / "extract_config.json").is_file():
             raise SchedulerError(f"the face store {root} is not there on the Dask worker at {socket.gethostname()}: "
                                  f"the workers must see the store's file system at the same path")
-        if "threads" not in _dask_state:
+        if "ready" not in _dask_state:  # this worker's first video: set it up once
             if parent is not None and os.getppid() == parent:  # a local:N worker: it ends with `extract`
                 die_with_parent(parent)
             from distributed import get_worker
@@ -403,7 +404,7 @@ def extract_on_dask_worker(row: dict, root: str, config: dict, parent: int | Non
                 tf.config.threading.set_inter_op_parallelism_threads(threads)
             except RuntimeError:  # TensorFlow already started in this worker
                 pass
-            _dask_state["threads"] = threads
+            _dask_state["ready"] = True
         if key not in _dask_state:
             _dask_state[key] = FaceStore(root, cfg)
         det = ("detector", cfg.detect_size, cfg.min_face)

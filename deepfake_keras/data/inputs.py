@@ -281,8 +281,6 @@ def face_dataset(table: pd.DataFrame, store_root, image_size: int = XceptionConf
             ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
 
     if augment:
-        if ds.element_spec[0].dtype != tf.float32:
-            ds = ds.map(lambda image, *rest: (tf.cast(image, tf.float32), *rest), **parallel)
         ds = augment_dataset(ds, seed)
 
     def finish(images, *rest):  # a batch at a time: the same numbers as image by image, fewer ops

@@ -82,7 +82,13 @@ from .schema import (Boolean, BundleError, Choice, Const, FileName, Free, Intege
                      SchemaError, Sha256, Text, check_weights_file, read_regular, scan_folder,
                      size_text)
 
-__all__ = ["BAGS_DIR", "BUNDLE_FILE", "CLASSIFIER_FILE", "CLASSIFIER_TYPES", "COMMON_FIELDS", "DECISIONS",
+
+#: what predict and evaluate say of a bundle trained on the DEMO data
+DEMO_WARNING = ("WARNING: this model was trained on the DEMO data (5 people in synthetic clips): its verdicts mean "
+                "nothing on real footage")
+
+
+__all__ = ["BAGS_DIR", "BUNDLE_FILE", "CLASSIFIER_FILE", "CLASSIFIER_TYPES", "COMMON_FIELDS", "DECISIONS", "DEMO_WARNING",
            "EXTRACT_FIELDS", "FORMAT", "FORMAT_VERSION", "TRUSTED_TYPES", "Bundle", "BundleError", "bundle_bytes",
            "check_classifier_types", "check_weights_file", "listing", "new_bundle_dir", "read_bundle_meta",
            "safe_name", "skops_types", "source_summary", "type_name", "validate_meta"]

@@ -315,7 +315,6 @@ def predict_video(path, bundle, detector, out_dir=None, stem: str | None = None,
     except Exception as e:  # whatever else a strange file raises: this input fails, the others go on
         return _finish(report, out_dir, started, STATUS_FAILED, error=f"{type(e).__name__}: {e}")
     report["timings"]["extract_s"] = round(time.perf_counter() - started, 3)
-    fps = float(info["fps"])
     report["video"] = {k: info[k] for k in ("width", "height", "fps", "reported_frames", "decoder")}
     times = dict(zip(info["sampled_frames"], info["sampled_times"]))  # the file's own timestamps (variable rate)
     report["frames_sampled"] = info["frames_sampled"]
@@ -333,9 +332,7 @@ def predict_video(path, bundle, detector, out_dir=None, stem: str | None = None,
         return _finish(report, out_dir, started, STATUS_FAILED, error=f"scoring failed: {type(e).__name__}: {e}")
     report["timings"]["score_s"] = round(time.perf_counter() - t, 3)
     for k, row in enumerate(rows):
-        time_s = times.get(int(row["frame"]))
-        if time_s is None and fps > 0:
-            time_s = row["frame"] / fps
+        time_s = times.get(int(row["frame"]))  # None only where the file gives no rate at all
         frame = {"frame": int(row["frame"]), "time_s": None if time_s is None else round(float(time_s), 3),
                  "box": [float(row[c]) for c in ("x1", "y1", "x2", "y2")],
                  "confidence": round(float(row["confidence"]), 5), "score": float(scores[k])}

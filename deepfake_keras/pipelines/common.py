@@ -224,17 +224,18 @@ def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
 
 
 def splits_of(manifest: pd.DataFrame, folds: int | None, seed: int) -> list:
-    """The splits to train and test on: ``[{"fold", "side": {store_key: "train" | "val" | "test" | ...}}]``.
-    Without ``folds``, one: the dataset's own split (``fold`` None). With ``folds`` K, a K-fold
-    cross-validation by the manifest's ``group`` (FF++: the pair; :func:`deepfake_keras.training.splits.grouped_folds`)."""
+    """The splits to train and test on: ``[{"fold", "name", "side": {store_key: "train" | "val" | "test" | ...}}]``.
+    Without ``folds``, one: the dataset's own split (``fold`` None, ``name`` ""). With ``folds`` K, a K-fold
+    cross-validation by the manifest's ``group`` (FF++: the pair; :func:`deepfake_keras.training.splits.grouped_folds`),
+    ``name`` ``fold_<k>`` (the folder of its models and training curves)."""
     from ..training.splits import grouped_folds
 
     if not folds:
-        return [{"fold": None, "side": dict(zip(manifest["store_key"], manifest["split"]))}]
+        return [{"fold": None, "name": "", "side": dict(zip(manifest["store_key"], manifest["split"]))}]
     out = []
     for fold in grouped_folds(manifest, folds, seed):
         side = {k: name for name in ("train", "val", "test") for k in fold[name]}
-        out.append({"fold": fold["fold"], "side": side})
+        out.append({"fold": fold["fold"], "name": f"fold_{fold['fold']}", "side": side})
     log(f"{folds}-fold cross-validation by group: {manifest['group'].nunique()} groups, "
         f"{len(manifest)} videos; each video is tested once")
     return out

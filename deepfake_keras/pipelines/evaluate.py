@@ -52,14 +52,14 @@ class EvaluateConfig(Settings):
 
 def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = True, command: str = "") -> Path:
     """Evaluate ``config.model`` on the dataset; results in ``out`` (default ``results/evaluate/<timestamp>``)."""
+    from ..inference.base import DEMO_WARNING
     from ..inference.bundle import load_bundle
 
     started = time.time()
     bundle = load_bundle(config.model)
     bundle.threshold_choice = config.threshold
     if bundle.demo_model:
-        log("WARNING: this model was trained on the DEMO data (5 people in synthetic clips): its verdicts mean "
-            "nothing on real footage")
+        log(DEMO_WARNING)
     manifest = dataset_manifest(config)
     root = Path(config.root).resolve()
     run_dir = make_run_dir(out, EXPERIMENT)

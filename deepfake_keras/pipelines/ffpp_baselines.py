@@ -97,12 +97,11 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
         "versions": versions(), "command": command})
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
-    faces = _checked(faces.sort_values(["store_key", "frame"]).reset_index(drop=True), manifest, store)
+    faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
     frames, videos, per_fold, training, sequences, selected, no_face = [], [], [], {}, {}, [], 0
     for split in splits_of(manifest, config.folds, config.seed):
-        name = f"fold_{split['fold']}" if config.folds else ""
-        part = _checked(faces.assign(split=faces["store_key"].map(split["side"])), manifest, store, name)
-        trained = train_and_score(part, store, run_dir, name, config, weights["used"], progress, setup)
+        part = _checked(faces.assign(split=faces["store_key"].map(split["side"])), manifest, store, split["name"])
+        trained = train_and_score(part, store, run_dir, split["name"], config, weights["used"], progress, setup)
         frame_table, predictions = trained["frame_table"], trained["predictions"]
         if config.folds:  # each fold's test videos (and frames), marked with their fold
             frame_table = frame_table[frame_table["split"] == "test"].assign(fold=split["fold"])
@@ -116,7 +115,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
             per_fold.append(test_metrics(frame_table, predictions, trained["selected"], config)["test"])
         frames.append(frame_table)
         videos.append(predictions)
-        training.update({f"fold_{split['fold']}": trained["training"]} if config.folds else trained["training"])
+        training.update({split["name"]: trained["training"]} if config.folds else trained["training"])
         sequences.update(trained["sequences"])
         selected.append(trained["selected"])
     frame_table, predictions = pd.concat(frames, ignore_index=True), pd.concat(videos, ignore_index=True)

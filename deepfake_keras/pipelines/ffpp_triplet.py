@@ -88,16 +88,15 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     frames, videos, per_fold, training, first, tested = [], [], [], {}, None, set()
     for split in splits_of(manifest, config.folds, config.seed):
         part = table.assign(split=table["store_key"].map(split["side"]))
-        name = f"fold_{split['fold']}" if config.folds else ""
-        trained = train_and_score(x, part, run_dir / "models" / name, config, setup["strategy"],
-                                  setup["logs"] / name)
+        trained = train_and_score(x, part, run_dir / "models" / split["name"], config, setup["strategy"],
+                                  setup["logs"] / split["name"])
         frame_table, predictions = tables_of(part, manifest.assign(split=manifest["store_key"].map(split["side"])),
                                              trained, config, split["fold"])
         tested |= {k for k, side in split["side"].items() if side == "test"}
         frames.append(frame_table)
         videos.append(predictions)
         per_fold.append(test_metrics(frame_table, predictions, ALL_MODELS))
-        training[f"fold_{split['fold']}" if config.folds else "split"] = trained["training"]
+        training[split["name"] or "split"] = trained["training"]
         first = first or trained
     frame_table, predictions = pd.concat(frames, ignore_index=True), pd.concat(videos, ignore_index=True)
     write_csv(run_dir / "frame_predictions.csv", frame_table)

@@ -274,6 +274,7 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
                    "use the same settings to resume it, or delete the folder")
     started = time.time()
     strategy = strategy or tf.distribute.get_strategy()
+    distribute = describe(strategy, int(settings["batch_size"]), learning_rate)  # an uneven batch fails before training
     tf.keras.utils.set_random_seed(int(seed))
     with strategy.scope():
         model = build()
@@ -302,8 +303,7 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
               "best_val_accuracy": (history["val_accuracy"][best - 1]
                                     if validated and best and "val_accuracy" in history else None),
               "resumed_at": resumed, "weights": WEIGHTS_FILE, "params": int(model.count_params()),
-              "distribute": describe(strategy, int(settings.get("batch_size", strategy.num_replicas_in_sync)),
-                                     learning_rate), **extra,
+              "distribute": distribute, **extra,
               "seconds_last_run": round(time.time() - started, 1), "versions": versions()}
     write_atomic(out_dir / done_file, json_bytes(record))
     state.cleanup()

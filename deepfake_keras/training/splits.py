@@ -182,7 +182,7 @@ def grouped_folds(videos: pd.DataFrame, k: int, seed: int = 0, val_fraction: flo
     if len(groups) < k + 2:
         raise ValueError(f"{k}-fold cross-validation by {group_col} needs at least {k + 2} groups, got {len(groups)}")
     labels = videos["label"].astype(int) if "label" in videos.columns else pd.Series(0, index=videos.index)
-    classes = {g: frozenset(labels[(group == g).to_numpy()].tolist()) for g in groups}
+    classes = {g: frozenset(v.tolist()) for g, v in labels.groupby(group.to_numpy())}
     order = groups[np.random.default_rng(int(seed)).permutation(len(groups))]
     order = sorted(order, key=lambda g: 1 not in classes[g])  # stable: groups with fakes first, drawn order kept
     fold_of = {g: i % k for i, g in enumerate(order)}
@@ -201,6 +201,7 @@ def grouped_folds(videos: pd.DataFrame, k: int, seed: int = 0, val_fraction: flo
             if not any(c in classes[g] for g in train):
                 raise ValueError(f"fold {fold} of the {k}-fold cross-validation has no training video of "
                                  f"label {c}: too few groups hold one")
+        val = set(val)
         side = group.map(lambda g: "test" if fold_of[g] == fold else "val" if g in val else "train")
         out.append({"fold": fold, **{name: sorted(videos.loc[(side == name).to_numpy(), "store_key"])
                                      for name in ("train", "val", "test")}})
