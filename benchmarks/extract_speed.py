@@ -173,7 +173,7 @@ def run_ours(frames, detector, batch_size: int):
 def naive_read(path, count: int, max_side: int) -> tuple:
     """The naive reader (the package's before issue 16): OpenCV, every frame decoded in order from
     the start up to the last of ``count`` evenly spaced frames of the reported count;
-    ``(indices, RGB images)``, shrunk to ``max_side`` like ``read_frames``."""
+    ``(indices, RGB images, scale)``, shrunk to ``max_side`` like ``read_frames`` (by ``scale``)."""
     import cv2
 
     from deepfake_keras.data.video import sample_indices
@@ -182,20 +182,20 @@ def naive_read(path, count: int, max_side: int) -> tuple:
     try:
         wanted = sample_indices(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), count)
         keep, last = set(wanted), max(wanted)
-        indices, images, i = [], [], 0
+        indices, images, i, scale = [], [], 0, 1.0
         while i <= last and cap.grab():
             if i in keep:
                 ok, frame = cap.retrieve()
                 h, w = frame.shape[:2]
                 if max_side and max(h, w) > max_side:
-                    k = max_side / max(h, w)
-                    frame = cv2.resize(frame, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+                    scale = max_side / max(h, w)
+                    frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
                 indices.append(i)
                 images.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             i += 1
     finally:
         cap.release()
-    return indices, images
+    return indices, images, scale
 
 
 def baseline_end_to_end(path, mtcnn, config):
@@ -203,7 +203,8 @@ def baseline_end_to_end(path, mtcnn, config):
     from deepfake_keras.data.faces import crop_face, detect_naive, select_largest
 
     crops = []
-    for index, image in zip(*naive_read(path, config.frames_per_video, config.max_frame_side)):
+    indices, images, _ = naive_read(path, config.frames_per_video, config.max_frame_side)
+    for index, image in zip(indices, images):
         face = select_largest(detect_naive(image, mtcnn))
         if face is not None:
             crops.append((index, crop_face(image, face["box"], config.crop_size, config.margin)))
@@ -291,11 +292,7 @@ def main(argv=None) -> int:
             print(f"skipping {e}", file=sys.stderr)
             continue
         images = frames.images
-        naive_indices, naive_images = naive_read(path, args.frames, default.max_frame_side)
         h, w = images[0].shape[:2]
-        same = [a.shape == b.shape and bool(np.array_equal(a, b)) for a, b in zip(images, naive_images)]
-        diff = float(np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in zip(images, naive_images)
-                              if a.shape == b.shape])) if naive_images else None
         # warm-up, not counted: one baseline frame, one batch of ours of each size that will run
         run_baseline(images[:1], naive)
         sizes = sorted({len(images[s:s + batch_size]) for s in range(0, len(images), batch_size)})
@@ -305,12 +302,13 @@ def main(argv=None) -> int:
 
         baseline_first = k % 2 == 0
         clip = {"clip": name, "width": w, "height": h, "frames": len(images), "indices": frames.indices,
-                "decoder": frames.decoder, "same_indices": naive_indices == frames.indices,
-                "same_pixels": sum(same), "pixel_diff_mean": diff, "baseline_first": baseline_first, "ours": {}}
+                "decoder": frames.decoder, "baseline_first": baseline_first, "ours": {}}
+        naive_out = {}
 
         def time_baseline():
-            _, clip["naive_decode_s"] = timed(lambda: naive_read(path, args.frames, default.max_frame_side), args.repeat)
-            faces, t = timed(lambda: run_baseline(naive_images, naive), args.repeat)
+            (naive_out["indices"], naive_out["images"], _), clip["naive_decode_s"] = timed(
+                lambda: naive_read(path, args.frames, default.max_frame_side), args.repeat)
+            faces, t = timed(lambda: run_baseline(naive_out["images"], naive), args.repeat)
             clip["baseline_detect_s"] = t
             clip["baseline_faces"] = all_boxes(faces)
             if not args.no_end_to_end:
@@ -330,6 +328,11 @@ def main(argv=None) -> int:
 
         for step in ((time_baseline, time_ours) if baseline_first else (time_ours, time_baseline)):
             step()
+        same = [a.shape == b.shape and bool(np.array_equal(a, b)) for a, b in zip(images, naive_out["images"])]
+        clip["same_indices"] = naive_out["indices"] == frames.indices
+        clip["same_pixels"] = sum(same)
+        clip["pixel_diff_mean"] = float(np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in zip(
+            images, naive_out["images"]) if a.shape == b.shape])) if naive_out["images"] else None
         for s in args.detect_size:
             entry = clip["ours"][str(s)]
             entry["agreement"] = agreement(clip["baseline_faces"], entry["faces"])
@@ -523,7 +526,7 @@ def long_video_case(args, detector, config) -> dict:
     out = {"video": str(path), "load_before": os.getloadavg()}
     frames, out["ours_s"] = timed(lambda: read_frames(path, args.frames, None, config.max_frame_side), 1)
     (_, rows, _), out["ours_e2e_s"] = timed(lambda: extract_video(path, detector, config), 1)
-    (indices, _), out["naive_s"] = timed(lambda: naive_read(path, args.frames, config.max_frame_side), 1)
+    (indices, _, _), out["naive_s"] = timed(lambda: naive_read(path, args.frames, config.max_frame_side), 1)
     _, out["in_order_s"] = timed(lambda: read_frames(path, args.frames, None, config.max_frame_side, seek=False), 1)
     out.update(frames=len(frames.indices), same_indices=indices == frames.indices, faces=len(rows),
                load_after=os.getloadavg())

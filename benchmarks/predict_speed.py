@@ -88,12 +88,10 @@ def naive_scores(path: Path, bundle, mtcnn) -> dict:
 
     cfg = bundle.extract_config
     t0 = time.perf_counter()
-    indices, images = naive_read(path, cfg.frames_per_video, cfg.max_frame_side)
+    indices, images, scale = naive_read(path, cfg.frames_per_video, cfg.max_frame_side)
     t1 = time.perf_counter()
     crops, boxes = [], []
     for index, image in zip(indices, images):
-        h, w = image.shape[:2]
-        scale = cfg.max_frame_side / max(h, w) if cfg.max_frame_side and max(h, w) > cfg.max_frame_side else 1.0
         face = select_largest(detect_naive(image, mtcnn))
         if face is not None:
             crops.append(crop_face(image, face["box"], cfg.crop_size, cfg.margin))
@@ -111,10 +109,9 @@ def naive_frames(path, frames_per_video=25, rate=None, max_side=1920, consecutiv
 
     from deepfake_keras.data.video import Frames, video_info
 
-    indices, images = naive_read(path, frames_per_video, max_side)
-    h, w = images[0].shape[:2]
+    indices, images, scale = naive_read(path, frames_per_video, max_side)
     info = video_info(path)
-    return Frames(indices, images, info, min(w / info.width, h / info.height), -1, "opencv",
+    return Frames(indices, images, info, scale, -1, "opencv",
                   [i / info.fps for i in indices])
 
 

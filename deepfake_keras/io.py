@@ -14,19 +14,42 @@ import uuid
 from pathlib import Path
 
 
-def write_atomic(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file beside it and a rename, so that a reader
-    (or a run killed half-way) never sees a partial file under the final name."""
+def write_atomic(path, data: bytes, exclusive: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it (:func:`temp_path`) and a rename,
+    so that a reader (or a run killed half-way) never sees a partial file under the final name.
+
+    ``exclusive=True``: write only if ``path`` does not exist yet, by hard-linking the complete
+    temporary file to the final name; of several processes writing at once one wins and the
+    others leave the winner's file (a file system without hard links: a rename if still absent).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(path)
     try:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:
+                if not path.exists():
+                    os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name :func:`write_atomic` writes ``path`` under first."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def is_temp_of(name: str, final_name: str) -> bool:
+    """Whether the file name ``name`` is a :func:`temp_path` of a file called ``final_name``."""
+    return name.startswith(f".{final_name}.") and name.endswith(".tmp")
 
 
 def json_bytes(data) -> bytes:

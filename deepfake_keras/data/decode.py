@@ -187,7 +187,6 @@ class PacketIndex:
     """
 
     pts: np.ndarray
-    dts: np.ndarray
     start: np.ndarray
     pos: np.ndarray
     order: np.ndarray
@@ -203,7 +202,7 @@ def index_packets(container, stream) -> PacketIndex:
     container at its end."""
     codec = codec_name(stream)
     nal = _nal_reader(codec, stream.codec_context.extradata)
-    pts, dts, start, pos, keep = [], [], [], [], []
+    pts, start, pos, keep = [], [], [], []
     missing = False
     packets = Demuxer(container, stream)
     for packet in packets:
@@ -212,7 +211,6 @@ def index_packets(container, stream) -> PacketIndex:
         if packet.pts is None:
             missing = True
         pts.append(packet.pts if packet.pts is not None else -1)
-        dts.append(packet.dts if packet.dts is not None else -1)
         key = packet.is_keyframe
         start.append(key and (nal is None or nal(bytes(packet))))
         pos.append(packet.pos if packet.pos is not None else -1)
@@ -222,8 +220,7 @@ def index_packets(container, stream) -> PacketIndex:
     sparse = (not missing and packets.failed is None and codec in SPARSE_CODECS
               and container.format.name in SPARSE_CONTAINERS and len(np.unique(pts_a[frames])) == len(frames))
     order = frames[np.argsort(pts_a[frames], kind="stable")] if sparse else frames
-    return PacketIndex(pts_a, np.asarray(dts, np.int64), np.asarray(start, bool), np.asarray(pos, np.int64),
-                       order, sparse)
+    return PacketIndex(pts_a, np.asarray(start, bool), np.asarray(pos, np.int64), order, sparse)
 
 
 class Demuxer:
@@ -345,9 +342,7 @@ def decode_sparse(container, stream, index: PacketIndex, wanted: list, convert, 
             position = 1
             take(cc.decode(None))
             cc.flush_buffers()
-        for first, last in segments:
-            if position > first:
-                packets, position = _rewind(container, stream, index)
+        for first, last in segments:  # sorted and apart: ``position`` (the next packet) is never past ``first``
             if first > position and (seek or (seek is None and _gap_bytes(index, position, first) > SEEK_MIN_BYTES)):
                 packets, position = _seek(container, stream, index, first)
             for packet in packets:

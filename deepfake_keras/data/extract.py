@@ -159,9 +159,17 @@ class Summary:
         text = (f"{self.videos} video(s): {self.done} extracted, {self.skipped} already in the store (skipped"
                 f"{f', {self.failed_before} of them failed before' if self.failed_before else ''}), "
                 f"{self.failed} failed; {self.faces} face crop(s) written in {self.seconds:.1f} s")
-        for key, reason in self.failures:
-            text += f"\n  FAILED {key}: {reason}"
-        return text
+        return text + listed("FAILED", [f"{key}: {reason}" for key, reason in self.failures])
+
+
+def listed(tag: str, items: list, limit: int | None = None) -> str:
+    """``items`` as indented lines under ``tag`` (``"\\n  FAILED x"``), at most ``limit`` of them and a
+    count of the rest."""
+    shown = items if limit is None else items[:limit]
+    text = "".join(f"\n  {tag} {item}" for item in shown)
+    if len(items) > len(shown):
+        text += f"\n  ... and {len(items) - len(shown)} more {tag.lower()}"
+    return text
 
 
 def check_outside(out: Path, roots) -> None:
@@ -324,13 +332,8 @@ class MergeSummary:
         if self.manifest is not None:
             text += (f"; {self.manifest - len(self.missing)} of the manifest's {self.manifest} video(s) are in the "
                      f"store, {len(self.missing)} not (yet)")
-        for key, reason in self.failures:
-            text += f"\n  FAILED {key}: {reason}"
-        for key in self.missing[:20]:
-            text += f"\n  MISSING {key}"
-        if len(self.missing) > 20:
-            text += f"\n  ... and {len(self.missing) - 20} more missing"
-        return text
+        return (text + listed("FAILED", [f"{key}: {reason}" for key, reason in self.failures])
+                + listed("MISSING", self.missing, 20))
 
 
 def merge(out, manifest: pd.DataFrame | None = None) -> MergeSummary:

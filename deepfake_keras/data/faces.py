@@ -26,6 +26,8 @@ MTCNN_MIN_FACE = 20  # mtcnn's own default smallest face, in pixels of the image
 MTCNN_WINDOW = 12  # PNet's input window: no pyramid level may be smaller
 PYRAMID_FACTOR = 0.709  # mtcnn's scale factor between pyramid levels
 PNET_THRESHOLD = 0.6  # mtcnn's PNet confidence threshold
+ONET_THRESHOLD = 0.8  # mtcnn's ONet confidence threshold (StageONet's threshold_onet)
+ONET_NMS = 0.7  # mtcnn's ONet non-maximum suppression threshold (StageONet's nms_onet)
 
 
 def _mtcnn():
@@ -89,7 +91,8 @@ class FaceDetector:
             return [[] for _ in frames]
         candidates = candidates.copy()
         candidates[:, 1:5] /= s
-        return [self._refine(frame, candidates[candidates[:, 0] == k]) for k, frame in enumerate(frames)]
+        rows = self._refine(frames, candidates)
+        return [_rows_to_faces(rows[rows[:, 0] == k]) for k in range(len(frames))]
 
     def _candidates(self, small: np.ndarray, min_face_px: float):
         """PNet proposals over the image pyramid, then RNet: ``(n, 6)`` rows ``[image, x1, y1, x2, y2,
@@ -127,34 +130,53 @@ class FaceDetector:
         boxes = smart_nms_from_bboxes(boxes, threshold=0.7, method="union", initial_sort=True)
         return resize_to_square(boxes)
 
-    def _refine(self, frame: np.ndarray, boxes: np.ndarray) -> list:
-        """ONet on the full-resolution pixels around ``boxes`` (one frame's RNet boxes)."""
-        if len(boxes) == 0:
-            return []
-        h, w = frame.shape[:2]
-        # the region that holds every box, clipped to the frame: ONet's crops
-        # outside the frame are zero-padded either way
-        x0 = int(max(0, np.floor(boxes[:, 1].min()) - 1))
-        y0 = int(max(0, np.floor(boxes[:, 2].min()) - 1))
-        x1 = int(min(w, np.ceil(boxes[:, 3].max()) + 2))
-        y1 = int(min(h, np.ceil(boxes[:, 4].max()) + 2))
-        if x1 <= x0 or y1 <= y0:
-            return []
-        region = boxes.copy()
-        region[:, 0] = 0
-        region[:, [1, 3]] -= x0
-        region[:, [2, 4]] -= y0
-        rows = self._onet(images_normalized=_normalize(frame[None, y0:y1, x0:x1]), bboxes_batch=region)
+    def _refine(self, frames: list, boxes: np.ndarray) -> np.ndarray:
+        """mtcnn's ONet stage (``mtcnn.stages.stage_onet.StageONet.__call__``, mtcnn 1.0.0, same steps and
+        thresholds) on the full-resolution pixels around ``boxes`` (RNet's rows, column 0 the frame):
+        MTCNN rows ``[frame, x1, y1, x2, y2, conf, lx1..lx5, ly1..ly5]`` in the frames' pixels.
+
+        Each frame's 48-pixel patches are cut from the region of the frame that holds its boxes (only
+        that region is normalised; ONet's crops outside the frame are zero-padded either way), and ONet
+        runs once on the patches of every frame. The steps after ONet move boxes and landmarks by
+        offsets scaled to each box, so they are done in the frames' pixels for all frames at once."""
+        from mtcnn.utils.bboxes import adjust_bboxes, pick_matches, replace_confidence, smart_nms_from_bboxes
+        from mtcnn.utils.images import extract_patches
+        from mtcnn.utils.landmarks import adjust_landmarks
+        import tensorflow as tf
+
+        kept, patches = [], []
+        for k, frame in enumerate(frames):
+            mine = boxes[boxes[:, 0] == k]
+            h, w = frame.shape[:2]
+            # the region that holds every box, clipped to the frame
+            x0 = int(max(0, np.floor(mine[:, 1].min()) - 1)) if len(mine) else 0
+            y0 = int(max(0, np.floor(mine[:, 2].min()) - 1)) if len(mine) else 0
+            x1 = int(min(w, np.ceil(mine[:, 3].max()) + 2)) if len(mine) else 0
+            y1 = int(min(h, np.ceil(mine[:, 4].max()) + 2)) if len(mine) else 0
+            if x1 <= x0 or y1 <= y0:
+                continue
+            region = mine.copy()
+            region[:, 0] = 0
+            region[:, [1, 3]] -= x0
+            region[:, [2, 4]] -= y0
+            patches.append(extract_patches(_normalize(frame[None, y0:y1, x0:x1]), region, expected_size=(48, 48)))
+            kept.append(mine)
+        if not kept:
+            return np.empty((0, 16))
+        rows = np.concatenate(kept)
+        offsets, landmarks, scores = self._onet._model(tf.concat(patches, axis=0))
+        landmarks = adjust_landmarks(landmarks, rows)
+        rows = adjust_bboxes(replace_confidence(rows, scores), offsets)
+        rows = np.concatenate([rows, landmarks], axis=-1)
+        rows = pick_matches(rows, scores_column=5, score_threshold=ONET_THRESHOLD)
+        rows = smart_nms_from_bboxes(rows, threshold=ONET_NMS, method="min", initial_sort=True)
         if len(rows) == 0:
-            return []
+            return np.empty((0, 16))
         rows = np.array(rows, dtype=np.float64)
-        rows[:, [1, 3]] += x0
-        rows[:, [2, 4]] += y0
-        rows[:, 6:11] += x0
-        rows[:, 11:16] += y0
+        h, w = frames[0].shape[:2]
         rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, w - 1)
         rows[:, [2, 4]] = rows[:, [2, 4]].clip(0, h - 1)
-        return _rows_to_faces(rows)
+        return rows
 
 
 def detect_naive(frame: np.ndarray, detector=None) -> list:

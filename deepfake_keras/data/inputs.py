@@ -134,7 +134,7 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
     if out.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"the raw copy of the crops cannot go inside the face store ({out} is in {root}); "
                          f"pass raw_root outside it")
-    files, todo = [], {}
+    files, todo, listed = [], {}, {}
     for crop in crops:
         rel = Path(str(crop))
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -145,37 +145,43 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
             raise ValueError(f"crop {root / rel} does not exist or cannot be read") from None
         target = out / rel.parent / f"{rel.name}.{stat.st_size}-{stat.st_mtime_ns}{RAW_SUFFIX}"
         files.append(str(target))
-        if not target.is_file():
+        if target.parent not in listed:  # one listing per folder, not one lookup per crop
+            listed[target.parent] = set(os.listdir(target.parent)) if target.parent.is_dir() else set()
+        if target.name not in listed[target.parent]:
             todo[str(target)] = str(root / rel)
     if todo:
         log(f"raw copy of the crops: writing {len(todo)} of {len(files)} to {out} (once)")
         targets, sources = list(todo), list(todo.values())
         ds = tf.data.Dataset.from_tensor_slices(sources).map(decode_crop, num_parallel_calls=tf.data.AUTOTUNE)
         images = ds.prefetch(batch_size).as_numpy_iterator()
-        for i, target in enumerate(map(Path, targets)):
-            try:
-                image = next(images)
-            except tf.errors.OpError as e:
-                raise ValueError(f"crop {sources[i]} cannot be decoded ({e.message.splitlines()[0]})") from None
-            try:
+        try:
+            for i, target in enumerate(map(Path, targets)):
+                try:
+                    image = next(images)
+                except tf.errors.OpError as e:
+                    raise ValueError(f"crop {sources[i]} cannot be decoded ({e.message.splitlines()[0]})") from None
                 write_atomic(target, raw_bytes(image))
-                prefix = target.name.rsplit(".", 2)[0] + "."  # "<crop name>.": the older copies of this crop
-                for old in os.listdir(target.parent):
+            for target in map(Path, targets):  # the older copies of the crops written again
+                prefix = target.name.rsplit(".", 2)[0] + "."  # "<crop name>."
+                for old in listed.get(target.parent, ()):
                     if old.startswith(prefix) and RAW_KEY.fullmatch(old[len(prefix):]) and old != target.name:
                         (target.parent / old).unlink(missing_ok=True)
-            except OSError as e:
-                raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
-                                 f"(a writable folder) or use storage='png'") from None
+        except OSError as e:
+            raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
+                             f"(a writable folder) or use storage='png'") from None
     return files
+
+
+def load_uint8(read, source, image_size: int):
+    """One crop read with ``read``, :func:`resize_face`\\ d and rounded back to uint8 (what caches hold)."""
+    return tf.cast(tf.round(resize_face(read(source), image_size)), tf.uint8)
 
 
 def decoded_crops(sources, read, image_size: int, batch_size: int = 64) -> tf.Tensor:
     """Every crop of ``sources`` (file paths, read with ``read``) decoded, :func:`resize_face`\\ d and
     rounded to uint8, in order: one tensor ``(n, image_size, image_size, 3)`` held in memory."""
-    def load(source):
-        return tf.cast(tf.round(resize_face(read(source), image_size)), tf.uint8)
-
-    ds = tf.data.Dataset.from_tensor_slices(sources).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = tf.data.Dataset.from_tensor_slices(sources).map(lambda source: load_uint8(read, source, image_size),
+                                                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     out = np.empty((len(sources), image_size, image_size, 3), np.uint8)
     start = 0
     for batch in ds.batch(batch_size).prefetch(2).as_numpy_iterator():
@@ -274,8 +280,7 @@ def face_dataset(table: pd.DataFrame, store_root, image_size: int = XceptionConf
         ds = ds.map(lambda path, *rest: (resize_face(read(path), image_size), *rest), **parallel)
     else:  # tf.data's file cache: sequential, so shuffled after it through a buffer
         ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths), *columns))
-        ds = ds.map(lambda path, *rest: (tf.cast(tf.round(resize_face(read(path), image_size)), tf.uint8), *rest),
-                    **parallel)
+        ds = ds.map(lambda path, *rest: (load_uint8(read, path, image_size), *rest), **parallel)
         ds = ds.cache(str(cache))
         if shuffle:
             ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)

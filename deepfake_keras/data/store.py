@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExtractConfig
-from ..io import csv_text, csv_unescape, write_atomic
+from ..io import csv_text, csv_unescape, is_temp_of, write_atomic
 from .datasets import MANIFEST_COLUMNS
 from .faces import LANDMARKS
 
@@ -103,11 +103,11 @@ class FaceStore:
         if not saved.is_file():
             # another process may be creating the store right now: its config's temporary file is no content,
             # and anything else it writes comes after its config (so look at the config again after the folder)
-            others = self.root.exists() and any(not _config_tmp(p.name) for p in self.root.iterdir())
+            others = self.root.exists() and any(not is_temp_of(p.name, _CONFIG) for p in self.root.iterdir())
             if others and not saved.is_file():
                 raise StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
                                  f"choose an empty or new --out folder")
-            _create_once(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+            write_atomic(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode(), exclusive=True)
         # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
         have = ExtractConfig.from_dict(read_json(saved, "extraction settings")).to_dict()
         diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
@@ -248,29 +248,6 @@ class FaceStore:
 
 def _tmp_name(suffix: str = "") -> str:
     return f"{os.getpid()}-{HOST}-{uuid.uuid4().hex}{suffix}"
-
-
-def _config_tmp(name: str) -> bool:
-    """A temporary file of a process writing the store's config (:func:`_create_once`, ``write_atomic``)."""
-    return name.startswith(f".{_CONFIG}.") and name.endswith(".tmp")
-
-
-def _create_once(path: Path, data: bytes) -> None:
-    """Write ``path`` unless another process has: a complete temporary file hard-linked to the final name
-    (one process wins; the others then read the winner's). A file system without hard links: a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(data)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:
-            if not path.exists():
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def refuse_other_files(store_root, manifest: pd.DataFrame, allow: bool = False) -> list:

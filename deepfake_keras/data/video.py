@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,12 +104,13 @@ def sample_indices(n_frames: int, frames_per_video: int, video_fps: float = 0.0,
 
 # --------------------------------------------------------------------------- OpenCV, guarded
 
-def open_video(path):
+def open_video(path, probed: bool = False):
     """An opened ``cv2.VideoCapture`` of ``path`` (OpenCV's FFmpeg backend), or :class:`VideoError`
     saying why it cannot be opened.
 
     The file is refused first if PyAV's probe finds a demuxer that opens other files or URLs, or
-    it starts like a playlist (:func:`~.decode.open_container`); OpenCV then opens it as
+    it starts like a playlist (:func:`~.decode.open_container`; ``probed=True``: the caller has
+    already probed it and PyAV could not open it, which is not a refusal); OpenCV then opens it as
     ``file:<absolute path>`` with the same protocol and demuxer whitelists, passed through
     ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` for this call.
     """
@@ -119,10 +121,11 @@ def open_video(path):
         str(path).encode("utf-8")
     except UnicodeEncodeError:  # undecodable bytes in the name: OpenCV crashes (segfault) on such a str
         raise VideoError(path, "file name is not valid UTF-8, which OpenCV cannot open; rename the file") from None
-    try:
-        open_container(path).close()
-    except CannotOpen:
-        pass  # PyAV cannot read it; OpenCV's FFmpeg is held to the same whitelists below
+    if not probed:
+        try:
+            open_container(path).close()
+        except CannotOpen:
+            pass  # PyAV cannot read it; OpenCV's FFmpeg is held to the same whitelists below
     key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
     ours = f"protocol_whitelist;file|format_whitelist;{allowed_demuxers()}"
     with _ENV_LOCK:
@@ -152,9 +155,9 @@ def _opencv_info(cap) -> VideoInfo:
     return VideoInfo(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), fps, count)
 
 
-def _read_opencv(path, frames_per_video, rate, max_side, consecutive) -> Frames:
+def _read_opencv(path, frames_per_video, rate, max_side, consecutive, probed=False) -> Frames:
     """In order from the start, twice: count the frames that decode, then keep the sampled ones."""
-    cap = open_video(path)
+    cap = open_video(path, probed)
     try:
         info = _opencv_info(cap)
         total = 0
@@ -168,7 +171,7 @@ def _read_opencv(path, frames_per_video, rate, max_side, consecutive) -> Frames:
     last = max(wanted)
     shrink = _Shrink(max_side)
     indices, images = [], []
-    cap = open_video(path)
+    cap = open_video(path, probed=True)
     try:
         import cv2
 
@@ -191,21 +194,26 @@ def _read_opencv(path, frames_per_video, rate, max_side, consecutive) -> Frames:
 def _why_no_frame(path) -> str:
     """Why OpenCV decoded nothing: a codec its build lacks (PyAV decodes a frame), or a broken file."""
     try:
-        container = open_container(path)
+        with opened(path) as (container, stream):
+            if next(iter_decoded(container, stream, path), None) is not None:
+                return unsupported(codec_name(stream), "OpenCV")
     except (CannotOpen, VideoError):
-        return NO_FRAME
-    try:
-        stream = video_stream(container, path)
-        if next(iter_decoded(container, stream, path), None) is not None:
-            return unsupported(codec_name(stream), "OpenCV")
-    except VideoError:
         pass
-    finally:
-        container.close()
     return NO_FRAME
 
 
 # --------------------------------------------------------------------------- PyAV
+
+@contextmanager
+def opened(path):
+    """``(container, video stream)`` of the file at ``path``, closed on leaving; raises as
+    :func:`~.decode.open_container` and :func:`~.decode.video_stream` do."""
+    container = open_container(path)
+    try:
+        yield container, video_stream(container, path)
+    finally:
+        container.close()
+
 
 class _Shrink:
     """Resize images larger than ``max_side`` on their longer side (INTER_AREA); remembers the scale."""
@@ -245,9 +253,7 @@ def _info(container, stream, fps: float, turns: int) -> VideoInfo:
 
 
 def _read_pyav(path, frames_per_video, rate, max_side, consecutive, seek) -> Frames:
-    container = open_container(path)
-    try:
-        stream = video_stream(container, path)
+    with opened(path) as (container, stream):
         fps = _fps(stream)
         index = index_packets(container, stream)
         wanted = sample_indices(index.count, frames_per_video, fps, rate, consecutive)
@@ -255,22 +261,18 @@ def _read_pyav(path, frames_per_video, rate, max_side, consecutive, seek) -> Fra
             shrink = _Shrink(max_side)
             base = stream.time_base
             origin = int(index.pts[index.order[0]])
-            turns = []
 
             def convert(i, frame):
-                turns.append(rotation_turns(frame))
-                return shrink(to_array(frame)), float((frame.pts - origin) * base)
+                return shrink(to_array(frame)), float((frame.pts - origin) * base), rotation_turns(frame)
 
             try:
                 got = decode_sparse(container, stream, index, wanted, convert, seek)
             except SparseFailed:
                 pass
             else:
-                images, times = zip(*(got[i] for i in wanted))
+                images, times, turns = zip(*(got[i] for i in wanted))
                 info = _info(container, stream, fps, turns[0])
                 return Frames(list(wanted), list(images), info, shrink.scale, -1, "pyav", list(times))
-    finally:
-        container.close()
     return _read_in_order(path, index.count, frames_per_video, rate, max_side, consecutive, fps)
 
 
@@ -281,9 +283,7 @@ def _read_in_order(path, count_hint, frames_per_video, rate, max_side, consecuti
     decoded = -1
     for attempt in range(2):
         shrink = _Shrink(max_side)
-        container = open_container(path)
-        try:
-            stream = video_stream(container, path)
+        with opened(path) as (container, stream):
             keep = set(wanted)
             got, n, origin, turns = {}, 0, None, 0
             for n, frame in enumerate(iter_decoded(container, stream, path), 1):
@@ -295,8 +295,6 @@ def _read_in_order(path, count_hint, frames_per_video, rate, max_side, consecuti
                     if len(got) == len(keep):
                         break
             info = _info(container, stream, fps, turns)
-        finally:
-            container.close()
         if wanted and len(got) == len(wanted):
             break
         if n == 0:
@@ -327,32 +325,30 @@ def read_frames(path, frames_per_video: int = 25, rate: float | None = None, max
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     path = check_file(path)
-    if decoder != "opencv":
-        try:
-            return _read_pyav(path, frames_per_video, rate, max_side, consecutive, seek)
-        except CannotOpen:
-            if decoder == "pyav":
-                raise VideoError(path, NOT_A_VIDEO) from None
-    return _read_opencv(path, frames_per_video, rate, max_side, consecutive)
+    if decoder == "opencv":
+        return _read_opencv(path, frames_per_video, rate, max_side, consecutive)
+    try:
+        return _read_pyav(path, frames_per_video, rate, max_side, consecutive, seek)
+    except CannotOpen:
+        if decoder == "pyav":
+            raise VideoError(path, NOT_A_VIDEO) from None
+    return _read_opencv(path, frames_per_video, rate, max_side, consecutive, probed=True)
 
 
 def video_info(path) -> VideoInfo:
     """Width, height (display rotation applied), frame rate and reported frame count of a video."""
     path = check_file(path)
     try:
-        container = open_container(path)
+        with opened(path) as (container, stream):
+            first = next(iter_decoded(container, stream, path), None)
+            return _info(container, stream, _fps(stream), rotation_turns(first) if first is not None else 0)
     except CannotOpen:
-        cap = open_video(path)
-        try:
-            return _opencv_info(cap)
-        finally:
-            cap.release()
+        pass
+    cap = open_video(path, probed=True)
     try:
-        stream = video_stream(container, path)
-        first = next(iter_decoded(container, stream, path), None)
-        return _info(container, stream, _fps(stream), rotation_turns(first) if first is not None else 0)
+        return _opencv_info(cap)
     finally:
-        container.close()
+        cap.release()
 
 
 def iter_frames(path, bgr: bool = False):
@@ -361,20 +357,15 @@ def iter_frames(path, bgr: bool = False):
     Same decoders and refusals as :func:`read_frames`."""
     path = check_file(path)
     try:
-        container = open_container(path)
-    except CannotOpen:
-        container = None
-    if container is not None:
-        try:
-            stream = video_stream(container, path)
+        with opened(path) as (container, stream):
             for frame in iter_decoded(container, stream, path):
                 yield to_array(frame, bgr)
-        finally:
-            container.close()
         return
+    except CannotOpen:
+        pass
     import cv2
 
-    cap = open_video(path)
+    cap = open_video(path, probed=True)
     try:
         while True:
             ok, frame = cap.read()

@@ -290,20 +290,23 @@ class Bundle:
     threshold_choice = "calibrated"
 
     @property
+    def _calibration(self) -> dict | None:
+        """The calibration in use: the bundle's, unless the fixed threshold was chosen or it has none."""
+        return self.meta.get("calibration") if self.threshold_choice == "calibrated" else None
+
+    @property
     def threshold(self) -> float:
-        calibration = self.meta.get("calibration")
-        if self.threshold_choice == "calibrated" and calibration:
-            return float(calibration["threshold"])
-        return float(self.meta["threshold"])
+        calibration = self._calibration
+        return float(calibration["threshold"] if calibration else self.meta["threshold"])
 
     @property
     def threshold_source(self) -> str:
         """Which threshold :attr:`threshold` is, in words (predict and evaluate say it)."""
-        calibration = self.meta.get("calibration")
-        if self.threshold_choice == "calibrated" and calibration:
+        calibration = self._calibration
+        if calibration:
             return (f"calibrated: the equal-error point of the training run's {calibration['videos']} validation "
                     f"videos")
-        return "fixed" + ("" if calibration else " (the bundle holds no calibrated threshold)")
+        return "fixed" + ("" if self.meta.get("calibration") else " (the bundle holds no calibrated threshold)")
 
     @property
     def demo_model(self) -> bool:

@@ -91,7 +91,7 @@ def index_of(pts, starts) -> PacketIndex:
     pts = np.asarray(pts, np.int64)
     start = np.zeros(len(pts), bool)
     start[list(starts)] = True
-    return PacketIndex(pts, pts.copy(), start, np.arange(len(pts)) * 1000, np.argsort(pts, kind="stable"), True)
+    return PacketIndex(pts, start, np.arange(len(pts)) * 1000, np.argsort(pts, kind="stable"), True)
 
 
 def test_plan_segments_by_hand():

@@ -120,3 +120,30 @@ def test_proposals_are_mtcnns_where_its_pyramid_is_valid(detector):
                             min_face_size=20)
     assert len(ours) > 0
     np.testing.assert_array_equal(ours, np.asarray(theirs))
+
+
+def test_onet_on_all_frames_at_once_is_mtcnns_onet_stage_per_frame(detector):
+    """The last stage runs ONet once on the patches of every frame; mtcnn's own ONet stage run frame by
+    frame on the same RNet boxes gives the same faces (its patches are cut from the whole frame, ours from
+    the region around the boxes: sampling positions differ by under a pixel)."""
+    import cv2
+
+    from deepfake_keras.data.faces import _normalize
+
+    frames = read_frames(shared("ffpp_mini", FFPP_CLIPS[3]), frames_per_video=3).images
+    h, w = frames[0].shape[:2]
+    s = 480 / max(h, w)
+    small = np.stack([cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) for f in frames])
+    candidates = detector._candidates(small, 20).copy()
+    candidates[:, 1:5] /= s
+    ours = detector._refine(frames, candidates)
+    for k, frame in enumerate(frames):
+        mine = candidates[candidates[:, 0] == k].copy()
+        mine[:, 0] = 0
+        theirs = np.asarray(detector._onet(images_normalized=_normalize(frame[None]), bboxes_batch=mine))
+        got = ours[ours[:, 0] == k]
+        assert len(theirs) >= 1 and len(got) == len(theirs), k
+        side = theirs[:, 3] - theirs[:, 1]
+        assert np.all(np.abs(got[:, 1:5] - theirs[:, 1:5]) < 0.03 * side[:, None]), k
+        assert np.all(np.abs(got[:, 5] - theirs[:, 5]) < 0.02), k
+        assert np.all(np.abs(got[:, 6:16] - theirs[:, 6:16]) < 0.03 * side[:, None]), k
