@@ -19,7 +19,8 @@ Where the crops are read from (``face_dataset(storage=...)``):
   instead of a PNG decode (2-3 ms of CPU per 299-px crop), for more disk space (268 kB per 299-px crop;
   2.2 times the PNGs of the real FF++ c23 crops). File layout: 8 bytes ``DFKRAW01``, height and width
   (little-endian uint32), the ``height x width x 3`` bytes. Delete the folder to reclaim the space; it
-  is written again when asked for.
+  is written again when asked for. The folder holds a marker file (``DEEPFAKE_KERAS_RAW_COPY.txt``); a
+  folder of that name that holds anything else is the user's and is never written into.
 
 The order is the table's, or with ``shuffle`` a permutation of all rows drawn anew each epoch from the
 seed: the same for every storage and for ``cache=True`` (not for a file cache, ``cache="prefix"``), and
@@ -48,6 +49,7 @@ RAW_MAGIC = b"DFKRAW01"
 RAW_HEADER = len(RAW_MAGIC) + 8  # magic, height and width (uint32, little-endian)
 RAW_SUFFIX = ".raw"
 RAW_KEY = re.compile(r"\d+-\d+" + re.escape(RAW_SUFFIX))  # "<bytes>-<mtime_ns>.raw" after the crop's name
+RAW_MARKER = "DEEPFAKE_KERAS_RAW_COPY.txt"  # written first into a raw copy's folder: the folder is ours
 
 
 def preprocess(images) -> np.ndarray:
@@ -134,6 +136,7 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
     if out.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"the raw copy of the crops cannot go inside the face store ({out} is in {root}); "
                          f"pass raw_root outside it")
+    claim_raw_folder(out, root)
     files, todo, listed = [], {}, {}
     for crop in crops:
         rel = Path(str(crop))
@@ -170,6 +173,29 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
             raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
                              f"(a writable folder) or use storage='png'") from None
     return files
+
+
+def claim_raw_folder(out: Path, store_root: Path) -> None:
+    """Make ``out`` a raw copy's folder (its marker file written first), or a ValueError if it is not
+    one: a file, or a folder holding files other than raw copies (the user's; nothing is written there).
+    A folder of raw copies without the marker (written before there was one) is taken as it is."""
+    marker = out / RAW_MARKER
+    if marker.is_file():
+        return
+    if out.exists():
+        other = next((p for p in out.rglob("*") if not p.is_dir() and not p.name.endswith(RAW_SUFFIX)), None) \
+            if out.is_dir() else out
+        if other is not None:
+            raise ValueError(f"cannot write the raw copy of the crops under {out}: it holds files that are not "
+                             f"raw copies of deepfake_keras (for example {other}), and is left alone; pass "
+                             f"raw_root (another folder) or use storage='png'")
+    try:
+        write_atomic(marker, (f"A copy of the decoded face crops of the face store {Path(store_root).resolve()}, "
+                              f"written by deepfake_keras (storage='raw'). Safe to delete: it is written again "
+                              f"when needed.\n").encode())
+    except OSError as e:
+        raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
+                         f"(a writable folder) or use storage='png'") from None
 
 
 def load_uint8(read, source, image_size: int):

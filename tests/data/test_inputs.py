@@ -156,7 +156,7 @@ def test_the_raw_copy_is_written_once_beside_the_store_never_inside(store):
     assert root == store.root.with_name(store.root.name + ".raw") and root.is_dir()
     assert files_of(store.root) == before  # nothing written into the store
     assert len(set(files)) == len(faces) and all(f.startswith(str(root) + os.sep) for f in files)
-    assert not [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".raw")]  # no temporary files left
+    assert [p.name for p in root.rglob("*") if p.is_file() and not p.name.endswith(".raw")] == [inputs.RAW_MARKER]
     written = files_of(root)
     assert inputs.raw_crop_files(faces["crop"], store.root) == files
     assert files_of(root) == written  # the second time, nothing is rewritten
@@ -190,6 +190,22 @@ def test_raw_root_puts_the_copy_elsewhere(store, tmp_path):
     np.testing.assert_array_equal(images_of(ds)[0], images_of(inputs.face_dataset(faces, store.root, CROP, 4))[0])
     assert len(list(elsewhere.rglob("*.raw"))) == len(faces)
     assert not inputs.raw_cache_root(store.root).exists()
+
+
+def test_a_folder_of_the_users_in_the_raw_copys_place_is_left_alone(store, tmp_path):
+    faces = store.faces()
+    theirs = inputs.raw_cache_root(store.root)
+    (theirs / "notes").mkdir(parents=True)
+    (theirs / "notes" / "mine.txt").write_text("my notes")
+    before = files_of(theirs)
+    with pytest.raises(ValueError, match=r"cannot write the raw copy .* not raw copies of deepfake_keras .*mine\.txt"):
+        inputs.face_dataset(faces, store.root, CROP, 4, storage="raw")
+    assert files_of(theirs) == before  # nothing written, nothing removed
+    elsewhere = tmp_path / "copies"  # a folder of raw copies made before the marker existed is taken as is
+    inputs.raw_crop_files(faces["crop"], store.root, raw_root=elsewhere)
+    (elsewhere / inputs.RAW_MARKER).unlink()
+    inputs.raw_crop_files(faces["crop"], store.root, raw_root=elsewhere)
+    assert (elsewhere / inputs.RAW_MARKER).is_file()
 
 
 def test_raw_files_round_trip_any_shape_and_refuse_other_files(tmp_path):
