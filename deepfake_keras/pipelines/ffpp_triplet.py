@@ -85,8 +85,12 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
 
     table, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
     x = embed_faces_of(store, table, facenet["used"], progress)
+    splits = splits_of(manifest, config.folds, config.seed)
+    if "test" not in splits[0]["side"].values():
+        return train_only(run_dir, x, table, manifest, splits[0], config, setup, record, extract_config,
+                          facenet["used"], summary, demo, started)
     frames, videos, per_fold, training, first, tested = [], [], [], {}, None, set()
-    for split in splits_of(manifest, config.folds, config.seed):
+    for split in splits:
         part = table.assign(split=table["store_key"].map(split["side"]))
         trained = train_and_score(x, part, run_dir / "models" / split["name"], config, setup["strategy"],
                                   setup["logs"] / split["name"])
@@ -122,6 +126,26 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     how = f"{config.folds}-fold CV by pair, pooled" if config.folds else "the test split"
     log(f"{'DEMO ' if demo else ''}triplets + RF on {how}: video AUC {best['auc']:.3f}, accuracy "
         f"{best['accuracy']:.3f}, EER {best['eer']:.3f} ({metrics['seconds']:.0f} s); results in {run_dir}")
+    return run_dir
+
+
+def train_only(run_dir: Path, x, table: pd.DataFrame, manifest: pd.DataFrame, split: dict,
+               config: TripletExperiment, setup: dict, record: dict, extract_config, facenet: str, summary, demo: bool,
+               started: float) -> Path:
+    """A split without test videos (for example the final model, trained on all the videos one has): the
+    models are trained and chosen on the validation videos, and the bundle is written; no test metrics,
+    tables or figures. ``metrics.json`` says so; ``deepfake-keras evaluate`` tests the bundle elsewhere."""
+    part = table.assign(split=table["store_key"].map(split["side"]))
+    trained = train_and_score(x, part, run_dir / "models", config, setup["strategy"], setup["logs"])
+    note = ("no test videos in the splits: the models were trained and chosen on the validation videos, and the "
+            "bundle written; test it with `deepfake-keras evaluate --model <run>/bundle`")
+    metrics = {"models": ALL_MODELS, "test": None, "note": note, "training": {"split": trained["training"]},
+               "counts": counts(manifest, table, set(), summary, config), "seconds": round(time.time() - started, 1)}
+    save_json(run_dir / "metrics.json", metrics)
+    bundle = save_run_bundle(run_dir, trained, part, extract_config, facenet, record,
+                             {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
+                              "demo": demo, "test": None}, demo)
+    log(f"{note}; model bundle ({MODELS[BUNDLED]}): {bundle}")
     return run_dir
 
 

@@ -119,6 +119,32 @@ def test_run_saves_a_bundle_of_its_best_model(run_dir):
     assert bundle.threshold == pytest.approx(np.clip(eer_point(val["label"], val["triplet_sgd"])[1], 1e-6, 1 - 1e-6))
 
 
+def test_splits_without_test_videos_train_the_final_model_and_write_its_bundle(run_dir, ffpp_mini, ffpp_splits,
+                                                                               tmp_path):
+    """Train on the train and test pairs, choose on the val pairs, test nothing: the final model of all one's
+    data (what is then checked elsewhere with ``evaluate``). The bundle is written; there are no test metrics."""
+    from deepfake_keras.inference.bundle import load_bundle
+
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    official = {name: json.loads((ffpp_splits / f"{name}.json").read_text()) for name in ("train", "val", "test")}
+    (splits / "train.json").write_text(json.dumps(official["train"] + official["test"]))
+    (splits / "val.json").write_text(json.dumps(official["val"]))
+    (splits / "test.json").write_text("[]")
+    store = json.loads((run_dir / "config.json").read_text())["store"]  # the crops and embeddings of run_dir
+    assert cli.main(["ffpp-triplet", "--data-root", str(ffpp_mini), "--splits", str(splits), "--compression", "c23",
+                     "--methods", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "--frames", "4",
+                     "--facenet", "facenet-msceleb-128", "--epochs", "3", "--out", str(tmp_path / "final"),
+                     "--store", store, "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
+    assert metrics["test"] is None and "deepfake-keras evaluate" in metrics["note"]
+    assert metrics["counts"]["test_videos"] == 0 and metrics["counts"]["videos"] == 7
+    assert not (tmp_path / "final" / "predictions.csv").exists()
+    bundle = load_bundle(tmp_path / "final" / "bundle")
+    val = pd.read_csv(run_dir / "predictions.csv", dtype={"video_id": str}).query("split == 'val'")
+    assert bundle.meta["calibration"]["videos"] == len(val) and bundle.meta["source"]["test"] is None
+
+
 def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypatch, tmp_path):
     """--seed no longer rebuilds the DEMO dataset: the data comes from --demo-seed (default 0)."""
     from deepfake_keras.config import TripletExperiment
