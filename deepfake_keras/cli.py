@@ -117,7 +117,7 @@ def _run_extract(args) -> int:
 
 
 def _add_embed(p: argparse.ArgumentParser) -> None:
-    from .embeddings import FACENET_MARGIN
+    from .config import FACENET_MARGIN
     from .weights import STANDARDIZATIONS, WEIGHTS
 
     facenets = [n for n, s in WEIGHTS.items() if s.kind == "facenet"]
@@ -340,6 +340,9 @@ def _add_facenet(p, cls) -> None:
             "FaceNet weights: facenet-vggface2-512 (the paper's), facenet-msceleb-128, or an .h5 path")
     _option(p, cls, "--fallback-facenet", "fallback_facenet",
             "weights to use, loudly and recorded in config.json, when --facenet cannot be fetched ('none' stops)")
+    _option(p, cls, "--facenet-margin", "facenet_margin",
+            "margin of the square crop FaceNet sees, a fraction of the face box (at most the stored crops' 0.3)",
+            type=float)
 
 
 def _add_triplet_head(p, cls, prefix: str = "") -> None:

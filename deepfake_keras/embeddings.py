@@ -28,18 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import FACENET_MARGIN
 from .data.store import FaceStore
 from .io import write_atomic
 from .weights import STANDARDIZATIONS, WEIGHTS, WeightSpec, load_facenet, spec_for_file
-
-
-FACENET_MARGIN = 0.2
-"""Margin of the square face crop FaceNet sees (side ``(1 + margin) * max(box w, h)``, see
-:func:`deepfake_keras.data.faces.crop_box`). Measured with ``facenet-msceleb-128`` on MTCNN boxes of
-real photos (deepface verification pairs; the 5-celebrity photos, 6,786 pairs), AUC of the
-5-celebrity pairs for margins 0.1 / 0.2 / 0.3 / 0.4: 0.995 / 0.994 / 0.989 / 0.987, and the
-same-vs-different d' falls from 7.9 (0.1, 0.2) to 6.4 (0.3) and 5.6 (0.4) on the deepface pairs:
-FaceNet wants a tight crop. 0.2 keeps a little context at the cost of nothing measurable."""
 
 
 class EmbeddingError(ValueError):

@@ -81,7 +81,7 @@ class TripletBundle(Bundle):
         embeddings came from (a registry name or a :class:`~deepfake_keras.weights.WeightSpec`).
         ``facenet_margin``: the margin of the face crop FaceNet saw
         (:func:`~deepfake_keras.embeddings.effective_margin` of the store's margin and
-        :data:`~deepfake_keras.embeddings.FACENET_MARGIN` by default).
+        :data:`~deepfake_keras.config.FACENET_MARGIN` by default).
         """
         def fill(folder: Path) -> dict:
             return _write_triplet(folder, head, head_record, classifier, facenet, facenet_margin, extract_config)
@@ -219,7 +219,8 @@ class TripletBundle(Bundle):
 def _write_triplet(folder: Path, head, head_record, classifier, facenet, facenet_margin, extract_config) -> dict:
     import skops.io as sio
 
-    from ..embeddings import FACENET_MARGIN, effective_margin, resolve_facenet
+    from ..config import FACENET_MARGIN
+    from ..embeddings import effective_margin, resolve_facenet
     from ..training.triplet import SETTINGS_FILE, WEIGHTS_FILE, save_triplet_head
     from ..weights import WeightSpec
 

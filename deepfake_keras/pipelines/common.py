@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import cache_dir
+from ..config import FACENET_MARGIN, cache_dir
 from ..io import log
 
 
@@ -120,11 +120,12 @@ def choose_weights(requested: str, fallback: str) -> dict:
     return _choose_with_fallback(requested, fallback, resolve_weights, ("stop",), "Xception weights", "starting from")
 
 
-def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool) -> np.ndarray:
-    """FaceNet embeddings (cached in the store) of the rows of ``faces``, in its order."""
+def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool, margin: float = FACENET_MARGIN) -> np.ndarray:
+    """FaceNet embeddings (cached in the store) of the rows of ``faces``, in its order, of the crops cut to
+    ``margin``."""
     from ..embeddings import embed_store
 
-    _, x = embed_store(store, facenet, progress=progress, faces=faces)
+    _, x = embed_store(store, facenet, progress=progress, faces=faces, margin=margin)
     log(f"{len(faces)} faces embedded with {facenet} ({x.shape[1]}-d)")
     return x
 

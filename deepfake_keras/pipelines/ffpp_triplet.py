@@ -84,7 +84,7 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     save_json(run_dir / "config.json", record)
 
     table, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
-    x = embed_faces_of(store, table, facenet["used"], progress)
+    x = embed_faces_of(store, table, facenet["used"], progress, config.facenet_margin)
     splits = splits_of(manifest, config.folds, config.seed)
     if "test" not in splits[0]["side"].values():
         return train_only(run_dir, x, table, manifest, splits[0], config, setup, record, extract_config,
@@ -264,4 +264,5 @@ def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_c
     calibration = calibrate(video_scores(val, "score"), "score") if len(val) else None
     return TripletBundle.save(new_bundle_dir(run_dir), extract_config=extract_config, head=head,
                               head_record=head_record, classifier=trained["fitted"][BUNDLED], facenet=facenet,
+                              facenet_margin=config["facenet_margin"],
                               source=source, config=config, calibration=calibration, demo_model=demo)

@@ -1,6 +1,7 @@
 """The triplet experiment end to end on the real FF++ clips (too few videos for a meaningful number:
 this proves the pipeline and its bookkeeping, not the paper's result)."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -134,8 +135,8 @@ def test_splits_without_test_videos_train_the_final_model_and_write_its_bundle(r
     store = json.loads((run_dir / "config.json").read_text())["store"]  # the crops and embeddings of run_dir
     assert cli.main(["ffpp-triplet", "--data-root", str(ffpp_mini), "--splits", str(splits), "--compression", "c23",
                      "--methods", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "--frames", "4",
-                     "--facenet", "facenet-msceleb-128", "--epochs", "3", "--out", str(tmp_path / "final"),
-                     "--store", store, "--quiet"]) == 0
+                     "--facenet", "facenet-msceleb-128", "--facenet-margin", "0.1", "--epochs", "3", "--out",
+                     str(tmp_path / "final"), "--store", store, "--quiet"]) == 0
     metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
     assert metrics["test"] is None and "deepfake-keras evaluate" in metrics["note"]
     assert metrics["counts"]["test_videos"] == 0 and metrics["counts"]["videos"] == 7
@@ -143,6 +144,11 @@ def test_splits_without_test_videos_train_the_final_model_and_write_its_bundle(r
     bundle = load_bundle(tmp_path / "final" / "bundle")
     val = pd.read_csv(run_dir / "predictions.csv", dtype={"video_id": str}).query("split == 'val'")
     assert bundle.meta["calibration"]["videos"] == len(val) and bundle.meta["source"]["test"] is None
+    # --facenet-margin: FaceNet saw the crops cut to 0.1, recorded in config.json and the bundle (predict cuts so)
+    assert json.loads((tmp_path / "final" / "config.json").read_text())["facenet_margin"] == 0.1
+    assert bundle.facenet_margin == 0.1
+    cache = [p.name for p in (Path(store) / "embeddings").iterdir()]
+    assert any(name.endswith("-fm0.1") for name in cache) and any(name.endswith("-fm0.2") for name in cache)
 
 
 def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypatch, tmp_path):
