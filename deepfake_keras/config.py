@@ -178,20 +178,21 @@ class BaggingConfig(Settings):
 
 
 FACENET = "facenet-vggface2-512"  # the paper's 512-d FaceNet
-FACENET_MARGIN = 0.2
+FACENET_MARGIN = 0.0
 """Margin of the square face crop FaceNet sees (side ``(1 + margin) * max(box w, h)``, see
-:func:`deepfake_keras.data.faces.crop_box`), cut from the stored crop. Measured with ``facenet-msceleb-128`` on
-MTCNN boxes of real photos (deepface verification pairs; the 5-celebrity photos, 6,786 pairs), AUC of the
-5-celebrity pairs for margins 0.1 / 0.2 / 0.3 / 0.4: 0.995 / 0.994 / 0.989 / 0.987, and the same-vs-different
-d' falls from 7.9 (0.1, 0.2) to 6.4 (0.3) and 5.6 (0.4) on the deepface pairs: FaceNet wants a tight crop.
+:func:`deepfake_keras.data.faces.crop_box`), cut from the stored crop: 0, the square on the MTCNN box's longer
+side. The paper is silent; the authors cut their faces with facenet-pytorch's ``MTCNN(margin=40)`` at its
+default 160 pixels (``data_preprocessing/face_extraction.py`` line 20: 40 of the 160 pixels are margin, so each
+side of the box grows by a third of it, ``extract_face``), kept the box's aspect and stretched it to a square:
+about margin 0.33 here, looser than the stored crops (0.3) hold, so their crop cannot be reproduced exactly.
 
-The authors cut their faces with facenet-pytorch's ``MTCNN(margin=40)`` at its default 160 pixels
-(``data_preprocessing/face_extraction.py`` line 20: 40 of the 160 pixels are margin, so each side of the box
-grows by a third of it, ``extract_face``), kept the box's aspect and stretched it to a square: about margin
-0.33 here, looser than the stored crops (0.3) hold. On the real FF++ c23 subset (Deepfakes vs pristine, 4
-folds by pair x 3 seeds, ``benchmarks/paper_row_variants.py``) the paper's row moves with the margin as the
-verification did: 0.3 lowers its video AUC by 0.026 (standard error 0.011, paired by fold), 0.1 raises it by
-0.020 (0.013). The default stays 0.2, between the two; ``facenet_margin`` (``--facenet-margin``) sets it."""
+Chosen by measurement. On the real FF++ c23 subset (Deepfakes vs pristine, 4 folds by pair x 3 seeds,
+``benchmarks/paper_row_variants.py``, the change of the paper's row paired by fold, mean ± standard error, from
+margin 0.2): margin 0.3 -0.026 ± 0.011 (RF), 0.1 +0.020 ± 0.013, 0 +0.039 ± 0.011 (and +0.036 ± 0.012 with SGD,
+9 folds of 12 better): the tighter the crop, the better the paper's row. On verification pairs of real photos
+(deepface's; the 5-celebrity photos) FaceNet also wants a tight crop: AUC 0.995 / 0.994 / 0.989 / 0.987 at margins
+0.1 / 0.2 / 0.3 / 0.4. ``facenet_margin`` (``--facenet-margin``) sets it; a bundle records the margin its
+FaceNet saw, so bundles made with another margin keep theirs."""
 FALLBACK_FACENET = "facenet-msceleb-128"  # used, loudly, where the paper's cannot be fetched ("none": stop)
 
 

@@ -134,7 +134,7 @@ def test_store_embeddings_are_cached_and_second_run_computes_nothing(tmp_path, m
                          CountingModel(), SPEC)
     np.testing.assert_array_equal(emb, want)
     folders = list((store.root / "embeddings").iterdir())
-    assert [f.name for f in folders] == [f"{SPEC.key}-prewhiten-s160-c64-m0.3-fm0.2"]
+    assert [f.name for f in folders] == [f"{SPEC.key}-prewhiten-s160-c64-m0.3-fm{E.FACENET_MARGIN:g}"]
     assert len(list(folders[0].glob("part-*.npz"))) == 1 and (folders[0] / "settings.json").is_file()
 
     table2, emb2 = E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=NoModel())
@@ -193,7 +193,7 @@ def test_killed_run_resumes_and_a_grown_store_embeds_only_new_crops(tmp_path, no
 
 def test_a_store_made_with_a_small_margin_is_used_as_stored(tmp_path, no_loading):
     store = make_store(tmp_path / "store", VIDEOS, ExtractConfig(crop_size=64, margin=0.1))
-    E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=CountingModel())
+    E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=CountingModel(), margin=0.2)
     assert [f.name for f in (store.root / "embeddings").iterdir()] == [f"{SPEC.key}-prewhiten-s160-c64-m0.1-fm0.1"]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from deepfake_keras.config import ExtractConfig
+from deepfake_keras.config import FACENET_MARGIN, ExtractConfig
 from deepfake_keras.data.inputs import preprocess_faces
 from deepfake_keras.inference.base import BUNDLE_FILE, FORMAT_VERSION, BundleError, new_bundle_dir
 from deepfake_keras.inference.bundle import load_bundle, save_bundle
@@ -65,7 +65,7 @@ def test_triplet_bundle_round_trips_with_the_same_scores(trained, tmp_path, kind
     np.testing.assert_array_equal(b.score_embeddings(x), expected)
     assert (b.kind, b.threshold, b.aggregation, b.decision) == ("triplet", 0.5, "mean", "score")
     assert b.extract_config == CONFIG
-    assert b.facenet_spec.name == "facenet-msceleb-128" and b.facenet_margin == 0.2  # FACENET_MARGIN < store 0.3
+    assert b.facenet_spec.name == "facenet-msceleb-128" and b.facenet_margin == FACENET_MARGIN  # < store 0.3
     meta = json.loads((path / BUNDLE_FILE).read_text())
     assert (meta["format_version"], meta["versions"]["deepfake_keras"]) == (FORMAT_VERSION, "0.1.0")
     assert set(meta["files"]) == {"triplet_head.weights.h5", "triplet_head.json", "classifier.skops"}
