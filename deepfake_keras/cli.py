@@ -343,6 +343,8 @@ def _add_facenet(p, cls) -> None:
     _option(p, cls, "--facenet-margin", "facenet_margin",
             "margin of the square crop FaceNet sees, a fraction of the face box (at most the stored crops' 0.3)",
             type=float)
+    _option(p, cls, "--facenet-standardization", "facenet_standardization",
+            "FaceNet's input scaling: fixed, (x - 127.5) / 128, or prewhiten, per image", choices=["fixed", "prewhiten"])
 
 
 def _add_triplet_head(p, cls, prefix: str = "") -> None:

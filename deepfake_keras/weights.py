@@ -38,11 +38,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .assets import FACENET_SDIST, AssetError, facenet_sdist_member
-from .config import cache_dir
+from .config import STANDARDIZATIONS, cache_dir
 from .io import file_hash, sha256_of
 
 FACENET_IMAGE_SIZE = 160
-STANDARDIZATIONS = ("fixed", "prewhiten")
 
 
 class WeightsError(AssetError):

@@ -65,7 +65,7 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     bags_dir = run_dir / "bags"
     test_faces, probs, bagged = train_and_predict_bags(faces, store, bags_dir, config, weights["used"], progress,
                                                        setup)
-    x = embed_faces_of(store, faces, facenet["used"], progress, config.facenet_margin)
+    x = embed_faces_of(store, faces, facenet["used"], progress, config.facenet_margin, config.facenet_standardization)
     frame_table, training = triplet_rows(x, faces, run_dir / "models", config, setup)
     frame_table["frames_only"] = probs.mean(axis=1)  # the bags' mean probability per frame
     write_csv(run_dir / "frame_predictions.csv", frame_table)

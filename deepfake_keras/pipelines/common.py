@@ -120,12 +120,13 @@ def choose_weights(requested: str, fallback: str) -> dict:
     return _choose_with_fallback(requested, fallback, resolve_weights, ("stop",), "Xception weights", "starting from")
 
 
-def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool, margin: float = FACENET_MARGIN) -> np.ndarray:
+def embed_faces_of(store, faces: pd.DataFrame, facenet: str, progress: bool, margin: float = FACENET_MARGIN,
+                   standardization: str | None = None) -> np.ndarray:
     """FaceNet embeddings (cached in the store) of the rows of ``faces``, in its order, of the crops cut to
-    ``margin``."""
+    ``margin``, scaled as ``standardization`` says (None: the weights' own)."""
     from ..embeddings import embed_store
 
-    _, x = embed_store(store, facenet, progress=progress, faces=faces, margin=margin)
+    _, x = embed_store(store, facenet, progress=progress, faces=faces, margin=margin, standardization=standardization)
     log(f"{len(faces)} faces embedded with {facenet} ({x.shape[1]}-d)")
     return x
 

@@ -84,7 +84,7 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     save_json(run_dir / "config.json", record)
 
     table, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
-    x = embed_faces_of(store, table, facenet["used"], progress, config.facenet_margin)
+    x = embed_faces_of(store, table, facenet["used"], progress, config.facenet_margin, config.facenet_standardization)
     splits = splits_of(manifest, config.folds, config.seed)
     if "test" not in splits[0]["side"].values():
         return train_only(run_dir, x, table, manifest, splits[0], config, setup, record, extract_config,
@@ -254,6 +254,7 @@ def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_c
     """The semi-hard head (``models/[fold_0/]triplet``) and its fitted classifier as a bundle for
     ``deepfake-keras predict`` (``<run_dir>/bundle``), with its threshold calibrated on the validation
     videos (the equal-error point of their scores) and, for DEMO runs, the flag that says so."""
+    from ..embeddings import resolve_facenet
     from ..evaluation import video_scores
     from ..inference.base import new_bundle_dir
     from ..inference.triplet import TripletBundle
@@ -263,6 +264,7 @@ def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_c
     val = table.assign(score=trained["scores"][BUNDLED])[table["split"] == "val"]
     calibration = calibrate(video_scores(val, "score"), "score") if len(val) else None
     return TripletBundle.save(new_bundle_dir(run_dir), extract_config=extract_config, head=head,
-                              head_record=head_record, classifier=trained["fitted"][BUNDLED], facenet=facenet,
+                              head_record=head_record, classifier=trained["fitted"][BUNDLED],
+                              facenet=resolve_facenet(facenet, config["facenet_standardization"]),
                               facenet_margin=config["facenet_margin"],
                               source=source, config=config, calibration=calibration, demo_model=demo)

@@ -107,7 +107,11 @@ def test_run_saves_a_bundle_of_its_best_model(run_dir):
     assert (bundle.kind, bundle.meta["source"]["model"], bundle.facenet_spec.name) == (
         "triplet", "triplet_sgd", "facenet-msceleb-128")
     assert bundle.extract_config.to_dict() == config["extract"] and bundle.meta["config"] == config
-    table, x = embed_store(config["store"], "facenet-msceleb-128", progress=False)  # cached: no FaceNet loaded
+    # FaceNet saw the box's square, scaled (x - 127.5) / 128: the experiment's defaults, recorded in the bundle
+    assert (config["facenet_margin"], config["facenet_standardization"]) == (0.0, "fixed")
+    assert (bundle.facenet_margin, bundle.facenet_spec.standardization) == (0.0, "fixed")
+    table, x = embed_store(config["store"], "facenet-msceleb-128", progress=False, margin=0.0,
+                           standardization="fixed")  # cached: no FaceNet loaded
     frames = pd.read_csv(run_dir / "frame_predictions.csv", dtype={"video_id": str})
     index = {(k, f): i for i, (k, f) in enumerate(zip(table["store_key"], table["frame"]))}
     rows = [index[k, f] for k, f in zip(frames["store_key"], frames["frame"])]
@@ -135,8 +139,8 @@ def test_splits_without_test_videos_train_the_final_model_and_write_its_bundle(r
     store = json.loads((run_dir / "config.json").read_text())["store"]  # the crops and embeddings of run_dir
     assert cli.main(["ffpp-triplet", "--data-root", str(ffpp_mini), "--splits", str(splits), "--compression", "c23",
                      "--methods", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "--frames", "4",
-                     "--facenet", "facenet-msceleb-128", "--facenet-margin", "0.1", "--epochs", "3", "--out",
-                     str(tmp_path / "final"), "--store", store, "--quiet"]) == 0
+                     "--facenet", "facenet-msceleb-128", "--facenet-margin", "0.1", "--facenet-standardization",
+                     "prewhiten", "--epochs", "3", "--out", str(tmp_path / "final"), "--store", store, "--quiet"]) == 0
     metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
     assert metrics["test"] is None and "deepfake-keras evaluate" in metrics["note"]
     assert metrics["counts"]["test_videos"] == 0 and metrics["counts"]["videos"] == 7
@@ -144,11 +148,14 @@ def test_splits_without_test_videos_train_the_final_model_and_write_its_bundle(r
     bundle = load_bundle(tmp_path / "final" / "bundle")
     val = pd.read_csv(run_dir / "predictions.csv", dtype={"video_id": str}).query("split == 'val'")
     assert bundle.meta["calibration"]["videos"] == len(val) and bundle.meta["source"]["test"] is None
-    # --facenet-margin: FaceNet saw the crops cut to 0.1, recorded in config.json and the bundle (predict cuts so)
-    assert json.loads((tmp_path / "final" / "config.json").read_text())["facenet_margin"] == 0.1
-    assert bundle.facenet_margin == 0.1
+    # --facenet-margin, --facenet-standardization: FaceNet saw the crops cut to 0.1 and prewhitened, recorded in
+    # config.json and the bundle (predict cuts and scales so), from another embedding cache than the defaults'
+    config = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert (config["facenet_margin"], config["facenet_standardization"]) == (0.1, "prewhiten")
+    assert (bundle.facenet_margin, bundle.facenet_spec.standardization) == (0.1, "prewhiten")
     cache = [p.name for p in (Path(store) / "embeddings").iterdir()]
-    assert any(name.endswith("-fm0.1") for name in cache) and any(name.endswith("-fm0") for name in cache)
+    assert any(name.endswith("-prewhiten-s160-c299-m0.3-fm0.1") for name in cache)
+    assert any(name.endswith("-fixed-s160-c299-m0.3-fm0") for name in cache)
 
 
 def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypatch, tmp_path):
