@@ -117,7 +117,7 @@ def _run_extract(args) -> int:
 
 
 def _add_embed(p: argparse.ArgumentParser) -> None:
-    from .config import FACENET_MARGIN
+    from .config import FACENET_MARGIN, FACENET_STANDARDIZATION
     from .weights import STANDARDIZATIONS, WEIGHTS
 
     facenets = [n for n, s in WEIGHTS.items() if s.kind == "facenet"]
@@ -127,9 +127,11 @@ def _add_embed(p: argparse.ArgumentParser) -> None:
                         f"(default {FACENET}, the paper's 512-d FaceNet)")
     p.add_argument("--margin", type=float, default=FACENET_MARGIN,
                    help=f"FaceNet sees the centre of each stored crop that this margin covers "
-                        f"(default {FACENET_MARGIN}; at most the store's own margin)")
-    p.add_argument("--standardization", choices=STANDARDIZATIONS,
-                   help="override the weights' own input standardisation")
+                        f"(default {FACENET_MARGIN:g}, the experiments': the face box's square; at most the store's own "
+                        f"margin)")
+    p.add_argument("--standardization", choices=STANDARDIZATIONS, default=FACENET_STANDARDIZATION,
+                   help=f"FaceNet's input scaling (default {FACENET_STANDARDIZATION}, the experiments', so that they "
+                        f"find these embeddings cached)")
     p.add_argument("--batch-size", type=int, default=64, help="faces per FaceNet batch (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

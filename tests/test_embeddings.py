@@ -257,7 +257,8 @@ def test_cli_embed_uses_the_cache_and_reports_errors(tmp_path, monkeypatch, caps
     from deepfake_keras import cli
 
     store = make_store(tmp_path / "store", VIDEOS, CONFIG)
-    E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=CountingModel())
+    # the command's defaults are the experiments' (FaceNet on the box's square, fixed scaling): this is its cache
+    E.embed_store(store.root, "facenet-msceleb-128", progress=False, model=CountingModel(), standardization="fixed")
     assert cli.main(["embed", "--store", str(store.root), "--facenet", "facenet-msceleb-128", "--quiet"]) == 0
     assert "6 face(s) -> 128-d" in capsys.readouterr().out
     assert cli.main(["embed", "--store", str(store.root), "--facenet", str(tmp_path / "nope.h5")]) == 2
