@@ -125,13 +125,10 @@ def _add_embed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facenet", default=FACENET,
                    help=f"{' | '.join(facenets)} | PATH to an h5 weights file with keras-facenet's layer names "
                         f"(default {FACENET}, the paper's 512-d FaceNet)")
-    p.add_argument("--margin", type=float, default=FACENET_MARGIN,
-                   help=f"FaceNet sees the centre of each stored crop that this margin covers "
-                        f"(default {FACENET_MARGIN:g}, the experiments': the face box's square; at most the store's own "
-                        f"margin)")
+    p.add_argument("--margin", type=float, default=FACENET_MARGIN, help=f"the square FaceNet sees around the face "
+                   f"box, at most the store's margin (default {FACENET_MARGIN:g}, the experiments')")
     p.add_argument("--standardization", choices=STANDARDIZATIONS, default=FACENET_STANDARDIZATION,
-                   help=f"FaceNet's input scaling (default {FACENET_STANDARDIZATION}, the experiments', so that they "
-                        f"find these embeddings cached)")
+                   help=f"FaceNet's input scaling (default {FACENET_STANDARDIZATION}, the experiments')")
     p.add_argument("--batch-size", type=int, default=64, help="faces per FaceNet batch (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
