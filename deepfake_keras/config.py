@@ -101,8 +101,7 @@ class ExtractConfig(Settings):
         if self.fps is not None and not (isinstance(self.fps, (int, float)) and 0 < self.fps <= MAX_FPS):
             raise ValueError(f"fps must be a number above 0 and at most {MAX_FPS} (or None for evenly spaced frames), "
                              f"got {self.fps!r}")
-        if not 0 <= self.margin <= 2:
-            raise ValueError(f"margin must be between 0 and 2 (a fraction of the box side), got {self.margin}")
+        _check_margin("margin", self.margin)
         if self.detect_size != 0 and self.detect_size < 64:
             raise ValueError(f"detect_size must be 0 (full resolution) or >= 64 pixels, got {self.detect_size}")
         if not 0 <= self.min_face < 1:
@@ -138,6 +137,11 @@ class HeadConfig(Settings):
 
 
 INPUT_STORAGES = ("png", "raw")  # where the Xception's inputs are read from: see deepfake_keras.data.inputs
+
+
+def _check_margin(name: str, value) -> None:
+    if not 0 <= value <= 2:
+        raise ValueError(f"{name} must be between 0 and 2 (a fraction of the box side), got {value}")
 
 
 def _check_input_storage(value) -> None:
@@ -265,9 +269,7 @@ class _TripletRows(_Experiment):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.facenet_margin <= 2:
-            raise ValueError(f"facenet_margin must be between 0 and 2 (a fraction of the box side), got "
-                             f"{self.facenet_margin}")
+        _check_margin("facenet_margin", self.facenet_margin)
         if self.facenet_standardization not in (*STANDARDIZATIONS, None):
             raise ValueError(f"facenet_standardization must be one of {STANDARDIZATIONS} (or None: the weights' "
                              f"own), got {self.facenet_standardization!r}")

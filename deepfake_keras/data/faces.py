@@ -147,14 +147,16 @@ class FaceDetector:
         import tensorflow as tf
 
         kept, patches = [], []
+        h, w = frames[0].shape[:2]
         for k, frame in enumerate(frames):
             mine = boxes[boxes[:, 0] == k]
-            h, w = frame.shape[:2]
+            if len(mine) == 0:
+                continue
             # the region that holds every box, clipped to the frame
-            x0 = int(max(0, np.floor(mine[:, 1].min()) - 1)) if len(mine) else 0
-            y0 = int(max(0, np.floor(mine[:, 2].min()) - 1)) if len(mine) else 0
-            x1 = int(min(w, np.ceil(mine[:, 3].max()) + 2)) if len(mine) else 0
-            y1 = int(min(h, np.ceil(mine[:, 4].max()) + 2)) if len(mine) else 0
+            x0 = int(max(0, np.floor(mine[:, 1].min()) - 1))
+            y0 = int(max(0, np.floor(mine[:, 2].min()) - 1))
+            x1 = int(min(w, np.ceil(mine[:, 3].max()) + 2))
+            y1 = int(min(h, np.ceil(mine[:, 4].max()) + 2))
             if x1 <= x0 or y1 <= y0:
                 continue
             region = mine.copy()
@@ -175,7 +177,6 @@ class FaceDetector:
         if len(rows) == 0:
             return np.empty((0, 16))
         rows = np.array(rows, dtype=np.float64)
-        h, w = frames[0].shape[:2]
         rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, w - 1)
         rows[:, [2, 4]] = rows[:, [2, 4]].clip(0, h - 1)
         return rows

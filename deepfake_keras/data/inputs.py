@@ -170,9 +170,13 @@ def raw_crop_files(crops, store_root, raw_root=None, batch_size: int = 64) -> li
                     if old.startswith(prefix) and RAW_KEY.fullmatch(old[len(prefix):]) and old != target.name:
                         (target.parent / old).unlink(missing_ok=True)
         except OSError as e:
-            raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
-                             f"(a writable folder) or use storage='png'") from None
+            raise _unwritable(out, e) from None
     return files
+
+
+def _unwritable(out: Path, error: OSError) -> ValueError:
+    return ValueError(f"cannot write the raw copy of the crops under {out} ({error}); pass raw_root (a writable "
+                      f"folder) or use storage='png'")
 
 
 def claim_raw_folder(out: Path, store_root: Path) -> None:
@@ -194,8 +198,7 @@ def claim_raw_folder(out: Path, store_root: Path) -> None:
                               f"written by deepfake_keras (storage='raw'). Safe to delete: it is written again "
                               f"when needed.\n").encode())
     except OSError as e:
-        raise ValueError(f"cannot write the raw copy of the crops under {out} ({e}); pass raw_root "
-                         f"(a writable folder) or use storage='png'") from None
+        raise _unwritable(out, e) from None
 
 
 def load_uint8(read, source, image_size: int):

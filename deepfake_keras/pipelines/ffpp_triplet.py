@@ -119,8 +119,7 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
 
     report(run_dir)
     bundle = save_run_bundle(run_dir, first, table.assign(split=first["split"]), extract_config, facenet["used"],
-                             record, {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
-                                      "demo": demo, "test": metrics["test"][BUNDLED]}, demo)
+                             record, metrics["test"][BUNDLED], demo)
     log(f"model bundle ({MODELS[BUNDLED]}{', trained in fold 0' if config.folds else ''}): {bundle}")
     best = metrics["test"]["triplet_rf"]["video"]
     how = f"{config.folds}-fold CV by pair, pooled" if config.folds else "the test split"
@@ -142,9 +141,7 @@ def train_only(run_dir: Path, x, table: pd.DataFrame, manifest: pd.DataFrame, sp
     metrics = {"models": ALL_MODELS, "test": None, "note": note, "training": {"split": trained["training"]},
                "counts": counts(manifest, table, set(), summary, config), "seconds": round(time.time() - started, 1)}
     save_json(run_dir / "metrics.json", metrics)
-    bundle = save_run_bundle(run_dir, trained, part, extract_config, facenet, record,
-                             {"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
-                              "demo": demo, "test": None}, demo)
+    bundle = save_run_bundle(run_dir, trained, part, extract_config, facenet, record, None, demo)
     log(f"{note}; model bundle ({MODELS[BUNDLED]}): {bundle}")
     return run_dir
 
@@ -250,10 +247,11 @@ def write_tsne(run_dir: Path, x, trained: dict, table: pd.DataFrame, config: Tri
 
 
 def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_config, facenet: str, config: dict,
-                    source: dict, demo: bool) -> Path:
+                    test: dict | None, demo: bool) -> Path:
     """The semi-hard head (``models/[fold_0/]triplet``) and its fitted classifier as a bundle for
     ``deepfake-keras predict`` (``<run_dir>/bundle``), with its threshold calibrated on the validation
-    videos (the equal-error point of their scores) and, for DEMO runs, the flag that says so."""
+    videos (the equal-error point of their scores), its ``test`` metrics (None: not tested) and, for DEMO
+    runs, the flag that says so."""
     from ..embeddings import resolve_facenet
     from ..evaluation import video_scores
     from ..inference.base import new_bundle_dir
@@ -267,4 +265,6 @@ def save_run_bundle(run_dir: Path, trained: dict, table: pd.DataFrame, extract_c
                               head_record=head_record, classifier=trained["fitted"][BUNDLED],
                               facenet=resolve_facenet(facenet, config["facenet_standardization"]),
                               facenet_margin=config["facenet_margin"],
-                              source=source, config=config, calibration=calibration, demo_model=demo)
+                              source={"experiment": EXPERIMENT, "model": BUNDLED, "description": MODELS[BUNDLED],
+                                      "demo": demo, "test": test},
+                              config=config, calibration=calibration, demo_model=demo)
