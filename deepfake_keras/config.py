@@ -114,26 +114,27 @@ AUTHORS_TRIPLET_CODE = "AKASH2907/deepfakes_video_classification, train_triplets
 @dataclass(frozen=True)
 class HeadConfig(Settings):
     """The triplet head (paper III.E-F) and its training, as the authors' code has them (the paper gives none
-    of these; see :mod:`deepfake_keras.models.triplet`). In ``train_triplets_semi_hard.py`` (09.py) of
-    AKASH2907/deepfakes_video_classification: ``create_base_network`` (512 -> Dense 256 -> Dropout 0.1 ->
-    Dense 256 -> Dropout 0.1 -> Dense 128 -> Dropout 0.1 -> Dense 64, the hidden layers ReLU with
-    ``kernel_initializer='he_uniform'``, the 64-d output linear); ``triplet_loss_adapted_from_tf`` (``margin =
-    1.``, ``pairwise_distance(embeddings, squared=True)``); ``optimizer = Adam(lr=3e-4)``; ``batch_size = 32``;
-    ``--epochs`` default 10, 20 in their README."""
+    of these; see :mod:`deepfake_keras.models.triplet`). Lines of ``train_triplets_semi_hard.py`` (09.py) of
+    AKASH2907/deepfakes_video_classification: ``create_base_network`` (lines 267-281: 512 -> Dense 256 ->
+    Dropout 0.1 -> Dense 256 -> Dropout 0.1 -> Dense 128 -> Dropout 0.1 -> Dense 64, the hidden layers ReLU with
+    ``kernel_initializer='he_uniform'``, the 64-d output linear); ``triplet_loss_adapted_from_tf`` (lines
+    155-228: ``margin = 1.`` line 157, ``pairwise_distance(embeddings, squared=True)`` line 173);
+    ``optimizer = Adam(lr=3e-4)`` (line 345); ``batch_size = 32`` (line 294); ``--epochs`` default 10 (line
+    291), 20 in their README; ``model.fit`` without callbacks (lines 355-362): no early stopping."""
 
-    units: tuple = (256, 256, 128)  # hidden Dense layers (ReLU): create_base_network
-    embedding_dim: int = 64  # the linear output: embedding_size = 64
-    dropout: float = 0.1  # after each hidden layer: Dropout(0.1) in create_base_network
-    margin: float = 1.0  # margin = 1. in triplet_loss_adapted_from_tf
-    distance: str = "squared-L2"  # pairwise_distance(embeddings, squared=True) in triplet_loss_adapted_from_tf
-    learning_rate: float = 3e-4  # Adam(lr=3e-4)
-    batch_size: int = 32  # batch_size = 32; here split evenly between the classes (class-balanced batches)
+    units: tuple = (256, 256, 128)  # hidden Dense layers (ReLU): create_base_network, lines 272, 274, 276
+    embedding_dim: int = 64  # the linear output, line 278: embedding_size = 64 (line 300)
+    dropout: float = 0.1  # after each hidden layer: Dropout(0.1), lines 273, 275, 277
+    margin: float = 1.0  # margin = 1. in triplet_loss_adapted_from_tf, line 157
+    distance: str = "squared-L2"  # pairwise_distance(embeddings, squared=True), line 173
+    learning_rate: float = 3e-4  # Adam(lr=3e-4), line 345
+    batch_size: int = 32  # batch_size = 32, line 294; here split evenly between the classes (class-balanced)
     # 20, their README's, not the code's default 10: every epoch is validated and the best one kept, so the
     # longer run can only lower the kept validation loss, and 20 epochs of this head cost seconds
     epochs: int = 20
     patience: int | None = None  # the authors train all epochs (no early stopping); the best epoch is kept
     normalize: bool = False  # the authors' output is linear, not L2-normalised
-    initializer: str = "he_uniform"  # of the hidden layers: kernel_initializer='he_uniform'
+    initializer: str = "he_uniform"  # of the hidden layers: kernel_initializer='he_uniform', lines 272-276
 
 
 INPUT_STORAGES = ("png", "raw")  # where the Xception's inputs are read from: see deepfake_keras.data.inputs
@@ -158,7 +159,9 @@ class XceptionConfig(Settings):
     epochs: int = 30  # the paper: 30-50
     learning_rate: float = 0.002  # the paper (Nadam)
     schedule_decay: float = 0.004  # the paper (Keras 2 Nadam's schedule_decay)
-    patience: int = 5  # ours: early stopping on the validation loss
+    # early stopping on the validation loss: the authors' EarlyStopping(monitor="val_loss", patience=10)
+    # (01.train_CNN.py line 194); the best epoch is kept, as their ModelCheckpoint(save_best_only=True) does
+    patience: int = 10
     weights: str = "imagenet"  # the paper's start: ImageNet
     fallback_weights: str = "none"  # start used, loudly, where ImageNet weights cannot be fetched ("stop": stop)
     # the authors' ImageDataGenerator (01.train_CNN.py lines 151-160, see deepfake_keras.data.augment); the
@@ -177,7 +180,9 @@ class BaggingConfig(Settings):
     """Bagging against the 7:1 imbalance of Celeb-DF (paper IV.B.1)."""
 
     bags: int = 7  # the paper
-    val_fraction: float = 0.1  # ours: training videos held out for validation, per class
+    # training videos held out for validation, per class: the authors' train_test_split(test_size=0.1)
+    # (01.train_CNN.py lines 145-146; theirs splits frames, ours whole videos, so no video straddles it)
+    val_fraction: float = 0.1
     threshold: float = 0.5  # a probability >= threshold is called fake
 
 

@@ -5,8 +5,8 @@ head is trained with a triplet loss (:mod:`deepfake_keras.training.triplet`) so
 that real faces and fake faces form separate clusters; Random Forest or SGD
 (:mod:`deepfake_keras.training.classifiers`) then classify its embeddings.
 
-The head is the authors' (``create_base_network`` in ``train_triplets_semi_hard.py``
-of AKASH2907/deepfakes_video_classification, the paper gives no architecture):
+The head is the authors' (``create_base_network``, lines 267-281 of ``train_triplets_semi_hard.py``
+(09.py) of AKASH2907/deepfakes_video_classification; the paper gives no architecture):
 ``Dense(256, relu, he_uniform) -> Dropout(0.1) -> Dense(256, relu, he_uniform) ->
 Dropout(0.1) -> Dense(128, relu, he_uniform) -> Dropout(0.1) -> Dense(64)``, a
 **linear** 64-d output with **no** L2 normalisation (their released
@@ -23,8 +23,8 @@ Two ways to pick triplets, the paper's comparison:
 
 Distances, squared or not (``distance``). Eq. 1 of the paper squares the
 Euclidean distances, and so does the authors' loss (``triplet_loss_adapted_from_tf``,
-their copy of TF's semi-hard loss with ``pairwise_distance(embeddings, squared=True)``,
-margin 1): the default ``distance="squared-L2"`` is that loss
+their copy of TF's semi-hard loss, lines 155-228, with ``pairwise_distance(embeddings,
+squared=True)`` at line 173 and ``margin = 1.`` at line 157): the default ``distance="squared-L2"`` is that loss
 (``tests/training/test_triplet.py`` checks it against a NumPy transcription of
 theirs). ``tfa.losses.TripletSemiHardLoss`` itself defaults to the plain Euclidean
 distance (``"L2"``) from TFA 0.11 on (tensorflow/addons#2095), this package's
@@ -159,7 +159,7 @@ def semi_hard_loss(margin: float = HeadConfig.margin, distance: str = HeadConfig
     all such pairs of ``max(margin + D[a, p] - D[a, n], 0)`` (zeros included).
     An anchor with no negative in the batch counts ``D[a, n] = 0``; a batch
     with no positive pair gives NaN, which the balanced batches of this module
-    rule out. ``tests/test_triplet.py`` holds a NumPy reference of this rule.
+    rule out. ``tests/training/test_triplet.py`` holds a NumPy reference of this rule.
     """
     if distance not in DISTANCES:
         raise ValueError(f"unknown distance {distance!r}; choose one of {DISTANCES}")

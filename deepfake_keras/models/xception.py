@@ -3,8 +3,10 @@
 Model (:func:`build_xception`): ``tf.keras.applications.Xception`` without its
 top (ImageNet weights by default), every layer trainable ("we allowed the
 gradients to flow through all the layers of Xception"), then
-``GlobalAveragePooling2D -> Dense(512, relu, name="fc1") -> Dropout ->
-Dense(1, sigmoid, name="p_fake")``. ``fc1`` is the paper's "first fc layer of
+``GlobalAveragePooling2D -> Dense(512, relu, name="fc1") -> Dropout(0.7) ->
+Dense(1, sigmoid, name="p_fake")``, both Dense layers ``he_uniform``: the authors' head
+(``cnn_model`` in ``01.train_CNN.py`` lines 72-88 of AKASH2907/deepfakes_video_classification: their
+``Dropout(0.4)`` then ``Dropout(0.5)`` is one ``Dropout(0.7)``, and their two-way softmax is one sigmoid). ``fc1`` is the paper's "first fc layer of
 feature vector dimension 512" whose outputs feed the LSTM/GRU baseline
 (:func:`feature_model`). The Xception layers are part of the one Functional
 model (built on its input tensor, not nested), so Grad-CAM can reach
@@ -39,7 +41,11 @@ from ..config import XceptionConfig
 IMAGE_SIZE = XceptionConfig.image_size
 MIN_IMAGE_SIZE = 71  # the smallest input tf.keras.applications.Xception accepts
 FC_UNITS = 512  # the paper's "first fc layer of feature vector dimension 512"
-DROPOUT = 0.5  # ours (the paper gives none)
+# the authors' (the paper gives none): Dropout(0.4) then Dropout(0.5) after fc1 in 01.train_CNN.py (cnn_model,
+# lines 77 and 82 of AKASH2907/deepfakes_video_classification): a unit survives both with probability 0.6 x 0.5 =
+# 0.3 and is scaled by 1 / 0.3, exactly one Dropout(0.7)
+DROPOUT = 0.7
+INITIALIZER = "he_uniform"  # the authors' fc1 and output layers (01.train_CNN.py lines 74 and 86)
 LEARNING_RATE = XceptionConfig.learning_rate
 SCHEDULE_DECAY = XceptionConfig.schedule_decay
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras 2's Nadam defaults (epsilon = K.epsilon())
@@ -184,10 +190,11 @@ def build_xception(image_size: int = IMAGE_SIZE, weights=XceptionConfig.weights,
     base = tf.keras.applications.Xception(include_top=False, weights=resolved, input_tensor=inputs)
     base.trainable = True
     x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    x = tf.keras.layers.Dense(int(fc_units), activation="relu", name=FEATURE_LAYER)(x)
+    x = tf.keras.layers.Dense(int(fc_units), activation="relu", kernel_initializer=INITIALIZER, name=FEATURE_LAYER)(x)
     if dropout > 0:
         x = tf.keras.layers.Dropout(float(dropout), name="fc1_dropout")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid", kernel_initializer=INITIALIZER, name=OUTPUT_LAYER,
+                                    dtype="float32")(x)
     model = tf.keras.Model(inputs, outputs, name=name)
     for layer in model.layers:
         layer.trainable = True

@@ -6,8 +6,8 @@ frames (the paper: video score = mean of its frame scores).
 
 Choices (the paper names the classifiers only; the authors' code,
 ``train_triplets_semi_hard.py`` of AKASH2907/deepfakes_video_classification, fits
-``RandomForestClassifier(n_estimators=100)`` and ``SGDClassifier(max_iter=50, tol=None, loss="log")``
-on the head's embeddings):
+``SGDClassifier(max_iter=50, tol=None, loss="log")`` (line 394) and ``RandomForestClassifier(n_estimators=100)``
+(line 403) on the head's embeddings):
 
 - ``"rf"``: ``RandomForestClassifier`` (100 trees, scikit-learn's defaults, the authors');
   its probability is the mean of the trees' leaf frequencies.
