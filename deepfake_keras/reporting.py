@@ -267,13 +267,16 @@ def _report_ffpp_triplet(run_dir: Path, config: dict, metrics: dict) -> list:
 
 def plot_gradcam(saved, path, title: str) -> Path:
     """Faces (top row) and their Grad-CAM overlays (bottom row) from a ``gradcam.npz``; each face's title
-    gives its true class, P(fake) and the class its map explains."""
+    gives its true class, P(fake) and the class its map explains (with the P(fake) of the model drawn, where
+    that is not the one scored)."""
     plt = _pyplot()
     n = len(saved["faces"])
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.8), squeeze=False)
     for i in range(n):
         name = "fake" if saved["labels"][i] == 1 else "real"
         explains = f"\nmap explains: {saved['targets'][i]}" if "targets" in saved else ""
+        if "bag0_scores" in saved:
+            explains += f" (bag 0: {saved['bag0_scores'][i]:.2f})"
         axes[0][i].imshow(saved["faces"][i])
         axes[0][i].set_title(f"{name}, P(fake) {saved['scores'][i]:.2f}{explains}", fontsize=8)
         axes[1][i].imshow(saved["overlays"][i])

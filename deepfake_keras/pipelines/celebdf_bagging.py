@@ -156,10 +156,10 @@ def triplet_rows(x, faces: pd.DataFrame, models_dir: Path, config: BaggingExperi
 def write_figure_inputs(run_dir: Path, store, test_faces: pd.DataFrame, frame_table: pd.DataFrame,
                         config: BaggingExperiment, weights: str) -> None:
     """``gradcam.npz`` (Fig. 4: the faces the bags are surest of, per class, and bag 0's Grad-CAM of the
-    class the bags predict for each) and
+    class bag 0 predicts for each) and
     ``tsne.csv`` (Fig. 5: test faces before and after training, bag 0)."""
     from ..data.inputs import face_dataset
-    from ..explain.gradcam import gradcam_faces
+    from ..explain.gradcam import face_inputs, gradcam_faces
     from ..explain.tsne import subsample, tsne_panels
     from ..models import xception as xc
     from ..training.fit import WEIGHTS_FILE, load_weights
@@ -171,10 +171,14 @@ def write_figure_inputs(run_dir: Path, store, test_faces: pd.DataFrame, frame_ta
         pick += list(rows.drop_duplicates("store_key").index[:GRADCAM_FACES])
     crops = np.stack([store.load_crop(c) for c in test_faces.loc[pick, "crop"]])
     scores = frame_table.loc[pick, "frames_only"].to_numpy()
-    targets = np.where(scores >= BaggingConfig.threshold, "fake", "real")  # the bags' prediction (the authors')
+    # each map explains the class bag 0 itself predicts for the face (the authors' grad_cam_visualize.py: the
+    # predicted class of the one model drawn), not the ensemble's call, which bag 0 may not share
+    own = model.predict(face_inputs(model, crops)[1], verbose=0)[:, 0]
+    targets = np.where(own >= BaggingConfig.threshold, "fake", "real")
     heats, overlays = gradcam_faces(model, crops, target=targets)
     np.savez_compressed(run_dir / "gradcam.npz", faces=crops, heats=heats, overlays=overlays,
-                        labels=frame_table.loc[pick, "label"].to_numpy(), scores=scores, targets=targets)
+                        labels=frame_table.loc[pick, "label"].to_numpy(), scores=scores, bag0_scores=own,
+                        targets=targets)
     sel = subsample(len(test_faces), TSNE_POINTS, test_faces["label"], config.seed)
     images = face_dataset(test_faces.iloc[sel], store.root, config.image_size, config.batch_size, labels=False,
                           storage=config.input_storage)

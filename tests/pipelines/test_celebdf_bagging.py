@@ -81,6 +81,15 @@ def test_table_1_and_figures(run_dir):
     with np.load(run_dir / "gradcam.npz") as g:
         assert g["heats"].shape[0] == g["faces"].shape[0] == len(g["labels"]) >= 2
         assert set(g["labels"]) == {0, 1}
+        # each map explains the class bag 0 itself predicts (the model drawn), from bag 0's own probability
+        from deepfake_keras.explain.gradcam import face_inputs
+        from deepfake_keras.models import xception as xc
+        from deepfake_keras.training.fit import WEIGHTS_FILE, load_weights
+        bag0 = load_weights(xc.build_xception(71, weights=None), run_dir / "bags" / "bag_0" / WEIGHTS_FILE)
+        own = bag0.predict(face_inputs(bag0, g["faces"])[1], verbose=0)[:, 0]
+        np.testing.assert_allclose(g["bag0_scores"], own, atol=1e-5)
+        clear = np.abs(own - 0.5) > 1e-4  # a probability within float noise of 0.5 may go either way
+        assert (g["targets"][clear] == np.where(own >= 0.5, "fake", "real")[clear]).all()
     assert set(pd.read_csv(run_dir / "tsne.csv")["panel"]) == {"before training (Xception features)",
                                                                "after training (fc1, bag 0)"}
     assert (run_dir / "fig_4_gradcam.png").stat().st_size > 10_000
