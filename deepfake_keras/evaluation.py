@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from .config import VIDEO_DECISIONS
+
 __all__ = ["AGGREGATIONS", "VIDEO_DECISIONS", "aggregate_bags", "bag_video_probs", "bagged_video_predictions",
            "binary_metrics", "eer", "eer_point", "evaluate_table", "roc_points", "video_decisions", "video_scores"]
 
@@ -268,9 +270,6 @@ def evaluate_table(frame_table: pd.DataFrame, score_col: str, label_col: str = "
     videos = video_scores(frame_table, score_col, by=by, how=how, keep=(label_col,), threshold=threshold)
     video = binary_metrics(videos[label_col].to_numpy(), videos[score_col].to_numpy(), threshold)
     return {"frame": frame, "video": video}
-
-
-VIDEO_DECISIONS = ("majority", "mean")
 
 
 def video_decisions(frame_table: pd.DataFrame, score_col: str, rule: str = "majority", by: str = "store_key",

@@ -35,10 +35,12 @@ uncompiled Functional models with one sigmoid output, P(fake).
 """
 from __future__ import annotations
 
+from ..config import BaselinesExperiment
+
 # --------------------------------------------------------------------------- hyperparameters
 
-SEQ_LEN = 32  # the paper
-IMAGE_SIZE = 112  # C3D's input side (the paper gives none)
+SEQ_LEN = BaselinesExperiment.clip_frames  # the paper's 32
+IMAGE_SIZE = BaselinesExperiment.clip_size  # C3D's input side, 112 (the paper gives none)
 FILTERS = (64, 128, 256, 256, 512, 512)  # the paper
 KERNEL = 3  # 3x3x3, the paper
 POOL = 2  # 2x2x2, the paper
