@@ -38,7 +38,8 @@ def _mtcnn():
     return MTCNN()
 
 
-def _normalize(images):
+def mtcnn_input(images):
+    """MTCNN's input scaling of uint8 RGB images: ``(x - 127.5) / 128`` as a float32 tensor."""
     import tensorflow as tf
 
     return (tf.convert_to_tensor(images, tf.float32) - 127.5) / 128.0
@@ -99,7 +100,7 @@ class FaceDetector:
     def _candidates(self, small: np.ndarray, min_face_px: float):
         """PNet proposals over the image pyramid, then RNet: ``(n, 6)`` rows ``[image, x1, y1, x2, y2,
         confidence]`` in the pixels of ``small``; ``None`` when no candidate is left."""
-        norm = _normalize(small)
+        norm = mtcnn_input(small)
         shapes = np.array([small.shape[1:3]] * len(small))
         boxes = self._proposals(norm, min(small.shape[1:3]), min_face_px)
         if len(boxes) == 0:
@@ -163,7 +164,7 @@ class FaceDetector:
             region[:, 0] = 0
             region[:, [1, 3]] -= x0
             region[:, [2, 4]] -= y0
-            patches.append(extract_patches(_normalize(frame[None, y0:y1, x0:x1]), region, expected_size=(48, 48)))
+            patches.append(extract_patches(mtcnn_input(frame[None, y0:y1, x0:x1]), region, expected_size=(48, 48)))
             kept.append(mine)
         if not kept:
             return np.empty((0, 16))

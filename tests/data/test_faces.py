@@ -110,11 +110,11 @@ def test_proposals_are_mtcnns_where_its_pyramid_is_valid(detector):
     equal those of mtcnn's own PNet stage."""
     import cv2
 
-    from deepfake_keras.data.faces import _normalize
+    from deepfake_keras.data.faces import mtcnn_input
 
     frames = read_frames(shared("ffpp_mini", FFPP_CLIPS[0]), frames_per_video=2)
     small = np.stack([cv2.resize(f, (480, 270), interpolation=cv2.INTER_AREA) for f in frames.images])
-    norm = _normalize(small)
+    norm = mtcnn_input(small)
     ours = detector._proposals(norm, 270, 20)
     theirs = detector._pnet(bboxes_batch=None, images_normalized=norm, images_oshapes=np.array([[270, 480]] * 2),
                             min_face_size=20)
@@ -128,7 +128,7 @@ def test_onet_on_all_frames_at_once_is_mtcnns_onet_stage_per_frame(detector):
     the region around the boxes: sampling positions differ by under a pixel)."""
     import cv2
 
-    from deepfake_keras.data.faces import _normalize
+    from deepfake_keras.data.faces import mtcnn_input
 
     frames = read_frames(shared("ffpp_mini", FFPP_CLIPS[3]), frames_per_video=3).images
     h, w = frames[0].shape[:2]
@@ -140,7 +140,7 @@ def test_onet_on_all_frames_at_once_is_mtcnns_onet_stage_per_frame(detector):
     for k, frame in enumerate(frames):
         mine = candidates[candidates[:, 0] == k].copy()
         mine[:, 0] = 0
-        theirs = np.asarray(detector._onet(images_normalized=_normalize(frame[None]), bboxes_batch=mine))
+        theirs = np.asarray(detector._onet(images_normalized=mtcnn_input(frame[None]), bboxes_batch=mine))
         got = ours[ours[:, 0] == k]
         assert len(theirs) >= 1 and len(got) == len(theirs), k
         side = theirs[:, 3] - theirs[:, 1]
