@@ -95,7 +95,10 @@ def ffpp_manifest(root, compressions=("c40",), methods=FFPP_METHODS, splits=None
 def dfd_manifest(root, compressions=("c40",)) -> pd.DataFrame:
     """FF++'s DeepFakeDetection (the actors' subset) at the FF++ ``root``: ``original_sequences/actors/<c>/
     videos/01__scene.mp4`` (real, actor 01), ``manipulated_sequences/DeepFakeDetection/<c>/videos/01_02__scene__
-    XXXXXXXX.mp4`` (02's face in 01's scene). No official split (``unsplit``); grouped by actor (``dfd-01``)."""
+    XXXXXXXX.mp4`` (02's face in 01's scene). No official split (``unsplit``); grouped by the actor whose
+    scene it is (``dfd-01``): a fake 01_02 stays with 01's originals, the footage it was made from. Its
+    inserted face (02) may fall on the other side of a split; grouping by both actors would chain the 28
+    actors, paired many ways, into a handful of groups, too few to split."""
     root = Path(root).resolve()
     need_dir(root, "FaceForensics++ root (for DeepFakeDetection)")
     compressions = checked_choices(compressions, FFPP_COMPRESSIONS, "FF++ compression")
