@@ -56,6 +56,28 @@ MAX_FPS = 1_000.0  # frames per second sampled: more than any video has
 MAX_CROP = 2_048  # pixels of a face crop
 MAX_FRAME_SIDE = 16_384  # pixels: frames are shrunk to at most this
 MAX_BATCH = 1_024  # frames per MTCNN batch
+GIB = 1 << 30
+#: bytes of one video's sampled frames and their face crops, held in memory together while it is
+#: extracted (and while a bundle scores it): at most this (the paper's 25 frames at 1920 px with
+#: 299 px crops are 283 MB in the worst case, square frames); see :func:`frame_memory`
+MAX_FRAME_BYTES = 2 * GIB
+
+
+def frame_memory(frames_per_video: int, max_frame_side: int, crop_size: int) -> int:
+    """Worst-case bytes of one video's sampled frames and face crops in memory: every sampled frame
+    kept (RGB, 8 bits) at ``max_frame_side`` on both sides (a square frame; wider ones take less),
+    each with its ``crop_size`` crop."""
+    return int(frames_per_video) * 3 * (int(max_frame_side) ** 2 + int(crop_size) ** 2)
+
+
+def frame_memory_problem(frames_per_video: int, max_frame_side: int, crop_size: int) -> str | None:
+    """Why these settings would hold more than :data:`MAX_FRAME_BYTES` per video, or None."""
+    held = frame_memory(frames_per_video, max_frame_side, crop_size)
+    if held <= MAX_FRAME_BYTES:
+        return None
+    return (f"frames_per_video {frames_per_video} at max_frame_side {max_frame_side} and crop_size {crop_size} "
+            f"would hold up to {held / GIB:.1f} GiB of frames per video (the sampled frames and their face crops), "
+            f"more than {MAX_FRAME_BYTES / GIB:g} GiB")
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,9 @@ class ExtractConfig(Settings):
             raise ValueError(f"detect_size must be 0 (full resolution) or >= 64 pixels, got {self.detect_size}")
         if not 0 <= self.min_face < 1:
             raise ValueError(f"min_face must be a fraction of the frame side in [0, 1), got {self.min_face}")
+        problem = frame_memory_problem(self.frames_per_video, self.max_frame_side, self.crop_size)
+        if problem:  # every sampled frame is held at once (data.extract.extract_video)
+            raise ValueError(problem)
 
 
 AUTHORS_TRIPLET_CODE = "AKASH2907/deepfakes_video_classification, train_triplets_semi_hard.py (09.py)"

@@ -5,9 +5,10 @@ packets that the sampled frames need.
 (``concat:x.mp4`` and ``pipe:x.mp4`` are file names here), with FFmpeg's protocol whitelist set
 to ``file`` and its demuxer whitelist set to every demuxer of this build except those that open
 other files or URLs (:data:`DENIED_DEMUXERS`: playlists, concat lists, image sequences, session
-descriptions, capture devices). FFmpeg checks the demuxer whitelist after probing the content and
-before the demuxer reads anything, so a playlist is refused, whatever its extension, without
-opening what it lists; it is reported as :data:`NOT_PLAIN`.
+descriptions, capture devices, and formats that open the files beside them: VobSub indexes, Magic
+Lantern video). FFmpeg checks the demuxer whitelist after probing the content and before the
+demuxer reads anything, so a playlist is refused, whatever its extension, without opening what it
+lists (or anything beside it); it is reported as :data:`NOT_PLAIN`.
 
 **Sparse decoding.** :func:`index_packets` reads the packets of the video stream once without
 decoding them (their timestamps, key-frame flags and, for H.264/HEVC, whether a key frame is an
@@ -58,15 +59,30 @@ NOT_PLAIN = "not a plain media file (a playlist or a list of other files or URLs
 NOT_A_VIDEO = "cannot be opened as a video (not a video, or an unsupported or corrupt container)"
 NO_FRAME = "no frame could be decoded (truncated or corrupt video)"
 
-#: demuxers that open other files or URLs (or devices): never used, whatever the file is called
+#: demuxers that open other files or URLs (or devices): never used, whatever the file is called. Audited
+#: against PyAV 18.1's FFmpeg (``av.formats_available``): the other demuxers read only the input itself
+#: (``mov`` follows external data references only with ``enable_drefs``, off by default; demuxers nested
+#: inside another, e.g. HLS segments, inherit the whitelists).
 DENIED_DEMUXERS = frozenset({
-    "hls", "applehttp", "dash", "concat", "imf", "image2", "sdp", "rtp", "rtsp", "sap", "webm_dash_manifest",
-    "avisynth", "vapoursynth", "dvdvideo", "bluray", "lavfi", "libcdio", "video4linux2", "v4l2", "x11grab",
-    "xcbgrab", "fbdev", "kmsgrab", "alsa", "oss", "pulse", "jack", "openal", "sndio", "decklink", "libdc1394",
-    "iec61883", "android_camera", "dshow", "vfwcap", "gdigrab", "avfoundation",
+    "hls", "applehttp",  # HLS playlists: open every segment and sub-playlist they list
+    "dash",  # DASH manifests: open the representations they list
+    "webm_dash_manifest",  # WebM read only for a DASH manifest's muxer: never a video to sample
+    "concat",  # ffconcat lists: open every file they list
+    "imf",  # IMF composition playlists: open the asset map and the MXF tracks it names
+    "image2",  # image sequences: open img%03d.png..., every file matching a pattern
+    "vobsub",  # a VobSub index (.idx): opens the .sub file beside it (same name, its last 3 letters "sub")
+    "mlv",  # Magic Lantern video: opens <name>.m00 ... <name>.m99 beside it (its name's last 2 letters replaced)
+    "sdp", "rtp", "rtsp", "sap",  # session descriptions and streams: open network URLs
+    "avisynth", "vapoursynth",  # scripts: run code that opens any file
+    "dvdvideo", "bluray", "libcdio",  # discs: open the disc's other files or a device
+    "lavfi",  # filter graphs: movie=/amovie= open any file or URL
+    "video4linux2", "v4l2", "x11grab", "xcbgrab", "fbdev", "kmsgrab", "alsa", "oss", "pulse", "jack",  # devices
+    "openal", "sndio", "decklink", "libdc1394", "iec61883", "android_camera", "dshow", "vfwcap", "gdigrab",
+    "avfoundation",
 })
-#: first bytes of text files that FFmpeg reads as lists of other files or URLs
-PLAYLIST_MAGIC = (b"#EXTM3U", b"ffconcat version", b"<?xml", b"<MPD", b"v=0")
+#: first bytes of files that FFmpeg reads as lists of other files or URLs, or as an index of files beside
+#: them (VobSub, Magic Lantern video): refused before FFmpeg sees them (the whitelist refuses them too)
+PLAYLIST_MAGIC = (b"#EXTM3U", b"ffconcat version", b"<?xml", b"<MPD", b"v=0", b"# VobSub index file", b"MLVI")
 #: codecs and containers where one packet is one frame with a reliable pts: sparse decoding applies
 SPARSE_CODECS = frozenset({"h264", "hevc", "vp9", "av1", "mjpeg", "prores"})
 SPARSE_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
@@ -101,8 +117,9 @@ def allowed_demuxers() -> str:
 
 
 def open_options() -> dict:
-    """Options every media file is opened with: local files only, no demuxer that opens others."""
-    return {"protocol_whitelist": "file", "format_whitelist": allowed_demuxers()}
+    """Options every media file is opened with: local files only, no demuxer that opens others, and MP4/MOV
+    data references to other files not followed (``enable_drefs`` 0, FFmpeg's default, said explicitly)."""
+    return {"protocol_whitelist": "file", "format_whitelist": allowed_demuxers(), "enable_drefs": "0"}
 
 
 def media_url(path) -> str:
@@ -111,8 +128,9 @@ def media_url(path) -> str:
 
 
 def looks_like_playlist(path) -> bool:
-    """Whether the file starts like a playlist, a concat list or a session description (text that
-    FFmpeg would read as a list of other files or URLs)."""
+    """Whether the file starts like a playlist, a concat list, a session description (text that FFmpeg
+    would read as a list of other files or URLs), a VobSub index or a Magic Lantern video (which make
+    it open the files beside them)."""
     with open(path, "rb") as f:
         head = f.read(64)
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()

@@ -53,7 +53,9 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     verdict). Every frame that decodes is written, in order, at the input's frame rate (25 if
     unknown), shrunk to ``max_side`` pixels on its longer side if larger (0: never) and padded
     by one black row or column where a side is odd (H.264 in yuv420p needs even sides).
-    Written under a temporary name and renamed. Returns ``{"frames", "width", "height", "fps"}``.
+    Written under a temporary name and renamed; ffmpeg is given ``file:<absolute path>``, so that a
+    name such as ``x:y.mp4`` is never read as a protocol's URL. Returns
+    ``{"frames", "width", "height", "fps"}``.
     The frames are read like the sampled ones (:func:`~deepfake_keras.data.video.iter_frames`:
     same decoder, same frame numbers, only plain local media files); a file that cannot be read
     raises :class:`~deepfake_keras.data.video.VideoError`.
@@ -61,6 +63,7 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     import cv2
     import imageio_ffmpeg
 
+    from ..data.decode import media_url
     from ..data.video import iter_frames
 
     out_path = Path(out_path)
@@ -83,8 +86,8 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
                 frame = cv2.copyMakeBorder(frame, 0, frame.shape[0] % 2, 0, frame.shape[1] % 2, cv2.BORDER_CONSTANT)
             if writer is None:
                 size = (frame.shape[1], frame.shape[0])
-                writer = imageio_ffmpeg.write_frames(
-                    str(tmp), size, pix_fmt_in="bgr24", fps=fps, codec="libx264", quality=None,
+                writer = imageio_ffmpeg.write_frames(  # file:<absolute path>: never read as a protocol's URL
+                    media_url(tmp), size, pix_fmt_in="bgr24", fps=fps, codec="libx264", quality=None,
                     macro_block_size=2, ffmpeg_log_level="error",
                     output_params=["-preset", "veryfast", "-crf", "23", "-movflags", "+faststart"])
                 writer.send(None)

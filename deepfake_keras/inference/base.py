@@ -74,7 +74,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..config import ExtractConfig
+from ..config import ExtractConfig, frame_memory_problem
 from ..evaluation import AGGREGATIONS
 from ..io import printable, save_json, sha256_of, versions
 from . import schema as sc
@@ -135,11 +135,7 @@ MINOR_VERSIONS = ("tensorflow", "keras")
 def _extract_rule(e: dict):
     if e["detect_size"] != 0 and e["detect_size"] < 64:
         return f"detect_size must be 0 (full resolution) or >= 64 pixels, got {e['detect_size']}"
-    held = e["frames_per_video"] * e["max_frame_side"] ** 2 * 3
-    if held > sc.MAX_FRAME_BYTES:
-        return (f"frames_per_video {e['frames_per_video']} at max_frame_side {e['max_frame_side']} would hold "
-                f"{held / sc.GIB:.1f} GiB of frames per video, more than {sc.MAX_FRAME_BYTES / sc.GIB:g} GiB")
-    return None
+    return frame_memory_problem(e["frames_per_video"], e["max_frame_side"], e["crop_size"])  # extraction's bound
 
 
 #: ``extract``: every field of :class:`~deepfake_keras.config.ExtractConfig` (a field added there is

@@ -55,10 +55,8 @@ MAX_BAGS = 16
 #: the dense triplet head: 128 -> 256-256-128 -> 64 has 139,000 parameters (512-d FaceNet: 238,000)
 MAX_HEAD_PARAMS = 10_000_000
 MAX_HEAD_LAYERS = 16
-#: the sampled frames of one video are held in memory at up to ``max_frame_side`` pixels on the longer
-#: side: ``frames_per_video * max_frame_side ** 2 * 3`` bytes (a square frame) at most this; the paper's
-#: 25 frames at 1920 px are 276 MB
-MAX_FRAME_BYTES = 2 * GIB
+#: (the sampled frames of one video held in memory: :data:`deepfake_keras.config.MAX_FRAME_BYTES`, shared
+#: with extraction, checked by :func:`deepfake_keras.config.frame_memory_problem`)
 
 
 class BundleError(ValueError):

@@ -25,8 +25,9 @@ Steps (each skipped when already done, so a re-run with the same ``out`` resumes
 4. **Frames + LSTM / GRU**: for each sequence length (16, 25, 32) and each of
    LSTM and GRU, one recurrent layer of 32 units and a prediction layer on the
    sequences of features (:mod:`deepfake_keras.models.sequence`). The Table II
-   row is the one of the six with the best validation accuracy, ties going to
-   the shorter sequence, then to LSTM (all six are listed below it).
+   row is the one of the six with the best validation accuracy, ties (within
+   ``TIE_TOLERANCE``, 1e-6: float32 rounding) going to the shorter sequence,
+   then to LSTM (:func:`select_recurrent`; all six are listed below it).
 5. **Conv3D** on clips of 32 consecutive face crops, from scratch
    (:func:`deepfake_keras.models.conv3d.build_conv3d`), and **ConvLSTM**
    (ours, :func:`~deepfake_keras.models.conv3d.build_convlstm`).
@@ -236,11 +237,33 @@ def recurrent(faces: pd.DataFrame, features, models_dir: Path, config: Baselines
                     f"{loss if loss is None else round(loss, 4)})")
                 bar.update(1)
     keys = [f"{kind}_{n}" for n in sorted(config.seq_lens) for kind in RECURRENT_KINDS if kind in config.kinds]
-    best = max(training[k]["best_val_accuracy"] or 0 for k in keys)
-    selected = next(k for k in keys if (training[k]["best_val_accuracy"] or 0) == best)  # ties: the first
+    selected = select_recurrent({k: training[k]["best_val_accuracy"] for k in keys})
     columns["lstm_gru"] = columns[selected]
     log(f"Frames + LSTM/GRU row: {selected} (best validation accuracy of {len(keys)})")
     return columns, selected
+
+
+#: validation accuracies this close to the best are tied. Keras sums the class-weighted accuracy in float32,
+#: so the same predictions can give values a few ulps apart on another machine (the order of a batch's sum,
+#: threads): 1 ulp is 6e-8 in [0.5, 1), 1e-6 is 16 of them. One validation sequence more or less right moves
+#: the accuracy by 1 / (2 x the sequences of its class), more than 1e-6 up to 500,000 sequences per class. A
+#: tolerance around the best, rather than rounding to some decimals, cannot split two values a rounding
+#: boundary falls between.
+TIE_TOLERANCE = 1e-6
+
+
+def select_recurrent(accuracies: dict) -> str:
+    """The LSTM/GRU variant of the Table II row: ``accuracies`` maps ``"<kind>_<sequence length>"`` to its
+    best validation accuracy (None, not validated, counts as 0). The best wins; variants within
+    :data:`TIE_TOLERANCE` of it are tied, and a tie goes to the shorter sequence, then to LSTM before GRU
+    (the order of ``RECURRENT_KINDS``), whatever order ``accuracies`` is in."""
+    def rank(key):
+        kind, _, length = key.rpartition("_")
+        return int(length), RECURRENT_KINDS.index(kind)
+
+    score = {k: float(v or 0) for k, v in accuracies.items()}
+    best = max(score.values())
+    return min((k for k in score if score[k] >= best - TIE_TOLERANCE), key=rank)
 
 
 def convolutional(faces: pd.DataFrame, store: Path, models_dir: Path, config: BaselinesExperiment, training: dict,

@@ -1,6 +1,6 @@
 """The PyAV decoder: the whitelists, the packet index and the decoding plan worked out by hand, the
-frames it returns bit-identical to a full in-order decode on every real clip (seeking forced on and
-off), colour conversion of tagged, full-range, 10-bit and 4:4:4 sources, rotation, variable frame rate."""
+frames it returns bit-identical to a full in-order decode on every video of the shared data (seeking
+forced on, off and decided per video; the clips beyond a fast subset marked slow), colour conversion of tagged, full-range, 10-bit and 4:4:4 sources, rotation, variable frame rate."""
 import subprocess
 from pathlib import Path
 
@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 
 from deepfake_keras.data import decode
+from deepfake_keras.data.datasets import VIDEO_EXTENSIONS
 from deepfake_keras.data.decode import (DENIED_DEMUXERS, PacketIndex, allowed_demuxers, iter_decoded, media_url,
                                         plan_segments, to_array)
 from deepfake_keras.data.video import VideoError, read_frames, sample_indices
 
 from .. import corpus
-from ..conftest import shared
+from ..conftest import SHARED_DATA, shared
 
 FFPP = "ffpp_mini/{}/c23/videos/{}.mp4"
-# every clip of ffpp_mini, dfdc_mini and face_videos, and a handful of ffpp_c23_subset (other sizes, a key
-# frame at 242 rather than 250, 292 frames)
+# the fast subset: every clip of ffpp_mini, dfdc_mini and face_videos, and a handful of ffpp_c23_subset (other
+# sizes, a key frame at 242 rather than 250, 292 frames)
 CLIPS = [
     FFPP.format("original_sequences/youtube", "004"), FFPP.format("original_sequences/youtube", "519"),
     FFPP.format("original_sequences/youtube", "634"), FFPP.format("manipulated_sequences/NeuralTextures", "004_982"),
@@ -33,6 +34,19 @@ CLIPS = [
     "ffpp_c23_subset/manipulated_sequences/Deepfakes/c23/videos/183_253.mp4",
     "ffpp_c23_subset/manipulated_sequences/Face2Face/c23/videos/097_033.mp4",
 ]
+
+
+
+def every_clip() -> list:
+    """Every video file under the shared data (the extensions the datasets read), relative to it."""
+    if not SHARED_DATA.is_dir():
+        return []
+    return sorted(p.relative_to(SHARED_DATA).as_posix() for p in SHARED_DATA.rglob("*")
+                  if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+
+ALL_CLIPS = every_clip()
+OTHER_CLIPS = [c for c in ALL_CLIPS if c not in CLIPS]  # the rest of ffpp_c23_subset (88 of its 92 clips)
 
 
 def full_decode(path, wanted) -> tuple:
@@ -128,19 +142,48 @@ def test_index_of_a_clip_with_four_key_frames():
 
 # ---------------------------------------------------------------- the same frames as a full decode
 
+SEEKS = (True, False, None)  # seeking forced on, off, and decided per video as extraction does
+
+
+def check_against_a_full_decode(clip):
+    """25 evenly spaced frames and 5 consecutive ones from the middle of ``clip``, read with seeking forced on,
+    off and decided per video (``seek=None``, the default): bit-identical to one full in-order decode (every
+    frame decoded from the start, straight PyAV), frame by frame, indices and times the same every way."""
+    if clip is None:
+        pytest.skip(f"real test data not found: {SHARED_DATA} (set DEEPFAKE_KERAS_TEST_DATA to the shared data folder)")
+    path = shared(clip)
+    spaced = {seek: read_frames(path, 25, max_side=0, seek=seek) for seek in SEEKS}
+    middle = {seek: read_frames(path, 5, max_side=0, consecutive=True, seek=seek) for seek in SEEKS}
+    ref, count = full_decode(path, {i for got in (*spaced.values(), *middle.values()) for i in got.indices})
+    assert spaced[True].indices == sample_indices(count, 25)
+    assert middle[True].indices == sample_indices(count, 5, consecutive=True)
+    for runs in (spaced, middle):
+        for seek, got in runs.items():
+            assert got.decoder == "pyav", seek
+            assert (got.indices, got.times) == (runs[True].indices, runs[True].times), seek
+            assert len(got.images) == len(got.indices), seek
+            for i, image in zip(got.indices, got.images):
+                assert np.array_equal(image, ref[i]), f"frame {i} (seek={seek}) differs from the full decode"
+
+
+def test_every_video_of_the_shared_data_is_checked():
+    """The two lists below cover every video file under the shared data, and each listed clip is there."""
+    if not ALL_CLIPS:
+        pytest.skip(f"real test data not found: {SHARED_DATA}")
+    assert set(CLIPS) <= set(ALL_CLIPS) and sorted(CLIPS + OTHER_CLIPS) == ALL_CLIPS
+
+
 @pytest.mark.parametrize("clip", CLIPS, ids=[Path(c).name for c in CLIPS])
 def test_sampled_frames_equal_a_full_in_order_decode(clip):
-    """25 frames of every clip, seeking forced on and off: bit-identical to decoding every frame in order
-    (``519.mp4`` has four key frames and gave corrupt frames after seeking with OpenCV)."""
-    path = shared(clip)
-    on = read_frames(path, 25, max_side=0, seek=True)
-    ref, count = full_decode(path, set(on.indices))
-    assert on.indices == sample_indices(count, 25) and on.decoder == "pyav"
-    off = read_frames(path, 25, max_side=0, seek=False)
-    assert off.indices == on.indices and off.times == on.times
-    for i, a, b in zip(on.indices, on.images, off.images):
-        assert np.array_equal(a, ref[i]), f"frame {i} (seeking) differs from the full decode"
-        assert np.array_equal(b, ref[i]), f"frame {i} (in order) differs from the full decode"
+    """The fast subset (``519.mp4`` has four key frames and gave corrupt frames after seeking with OpenCV)."""
+    check_against_a_full_decode(clip)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", OTHER_CLIPS or [None], ids=OTHER_CLIPS or ["no-shared-data"])
+def test_sampled_frames_of_every_other_clip_equal_a_full_in_order_decode(clip):
+    """The rest of the shared data's clips, checked the same way (minutes: marked slow)."""
+    check_against_a_full_decode(clip)
 
 
 def test_consecutive_and_rate_sampling_equal_a_full_decode():
