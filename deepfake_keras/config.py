@@ -77,7 +77,7 @@ def frame_memory_problem(frames_per_video: int, max_frame_side: int, crop_size: 
         return None
     return (f"frames_per_video {frames_per_video} at max_frame_side {max_frame_side} and crop_size {crop_size} "
             f"would hold up to {held / GIB:.1f} GiB of frames per video (the sampled frames and their face crops), "
-            f"more than {MAX_FRAME_BYTES / GIB:g} GiB")
+            f"more than {MAX_FRAME_BYTES / GIB:g} GiB; lower frames_per_video, max_frame_side or crop_size")
 
 
 @dataclass(frozen=True)
