@@ -18,7 +18,6 @@ from .config import (FACENET, RECURRENT_KINDS, SEQ_LENS, SHORT_POLICIES, STRATEG
                      BaselinesExperiment, ExtractConfig, TripletExperiment, for_data)
 
 
-
 # --------------------------------------------------------------------------- extract, embed, demo-data, report
 
 def _add_extract(p: argparse.ArgumentParser) -> None:
@@ -191,19 +190,21 @@ def _run_report(args) -> int:
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS, LOADERS
+    from .data.datasets import FFPP_COMPRESSIONS, FFPP_METHODS
+    from .pipelines.evaluate import ALIASES, DATASETS
 
     p.add_argument("--model", required=True, metavar="BUNDLE", help="a model bundle folder (<run_dir>/bundle)")
-    p.add_argument("--dataset", required=True, choices=sorted(set(LOADERS) - {"folder"}),
-                   help="the layout of --root (see `deepfake-keras extract --help`)")
+    p.add_argument("--dataset", required=True, choices=[*DATASETS, *ALIASES], metavar="{" + ",".join(DATASETS) + "}",
+                   help="the layout of --root; folder: real/** and fake/**, or --labels (labelled: the same)")
     p.add_argument("--root", required=True, help="the dataset folder as downloaded (never written to)")
-    p.add_argument("--split", choices=["test", "all"], default="test",
-                   help="the dataset's test videos (default) or all of its videos")
-    p.add_argument("--labels", help="dfdc, labelled: a CSV of labels")
+    p.add_argument("--split", choices=["test", "all"], default="test", help="the dataset's test videos (default) "
+                   "or all of its videos (needed where it has no test split: dfd, folder, DFDC train parts)")
+    p.add_argument("--labels", help="dfdc, folder: a CSV of labels")
+    p.add_argument("--allow-missing", dest="missing", action="store_const", const="record", default="error",
+                   help="list videos a label file names but lacks as failed and go on (default: stop, exit 2)")
     p.add_argument("--splits", help="ffpp: folder with the official train/val/test.json")
     p.add_argument("--compression", nargs="+", default=["c40"], choices=FFPP_COMPRESSIONS, help="ffpp, dfd (default c40)")
-    p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS,
-                   help="ffpp: manipulations (default all four)")
+    p.add_argument("--methods", nargs="+", default=list(FFPP_METHODS), choices=FFPP_METHODS, help="ffpp (default: all)")
     p.add_argument("--store", help="face store (default: a cache folder keyed by dataset and the bundle's settings)")
     _add_threshold(p)
     p.add_argument("--out", help="results folder (default results/evaluate/<timestamp>)")
@@ -212,13 +213,13 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .pipelines.evaluate import EvaluateConfig, run
+    """Exit status 0 every video scored, 1 some were not (unreadable, missing, no face), 2 it could not run."""
+    from .pipelines.evaluate import EvaluateConfig, exit_status, run
 
-    config = EvaluateConfig(model=args.model, dataset=args.dataset, root=args.root, split=args.split,
-                            labels=args.labels, splits=args.splits, compression=tuple(args.compression),
-                            methods=tuple(args.methods), store=args.store, threshold=args.threshold)
-    run(config, args.out, workers=args.workers, progress=not args.quiet, command=" ".join(args.argv))
-    return 0
+    config = EvaluateConfig.from_dict({**vars(args), "compression": tuple(args.compression),
+                                       "methods": tuple(args.methods)})  # model, dataset, root, split, missing...
+    return exit_status(run(config, args.out, workers=args.workers, progress=not args.quiet,
+                           command=" ".join(args.argv)))
 
 
 # --------------------------------------------------------------------------- predict

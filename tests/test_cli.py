@@ -19,6 +19,32 @@ def test_extract_refuses_impossible_options(tmp_path, capsys, option, value, say
     assert not (tmp_path / "store").exists()
 
 
+def test_extract_refuses_settings_whose_frames_would_not_fit_in_memory(tmp_path, capsys):
+    """``--frames 10000`` is in range, but its sampled frames (each held at up to 1920 px with its crop)
+    would take 105 GiB: refused before anything is written, naming the setting and the memory."""
+    from deepfake_keras.config import MAX_FRAME_BYTES, ExtractConfig, frame_memory
+
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"not read")
+    code = cli.main(["extract", "--dataset", "folder", "--root", str(tmp_path / "videos"), "--out",
+                     str(tmp_path / "store"), "--frames", "10000", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "error: frames_per_video 10000 at max_frame_side 1920 and crop_size 299 would hold up to 105.5 GiB" in err
+    assert "more than 2 GiB" in err
+    assert not (tmp_path / "store").exists()
+    # the bound: the paper's settings fit with room to spare; the largest count that fits at the defaults is taken
+    d = ExtractConfig()
+    assert frame_memory(25, d.max_frame_side, d.crop_size) < MAX_FRAME_BYTES / 7
+    most = MAX_FRAME_BYTES // frame_memory(1, d.max_frame_side, d.crop_size)
+    assert ExtractConfig(frames_per_video=most).frames_per_video == most == 189
+    with pytest.raises(ValueError, match="^frames_per_video 190 at max_frame_side 1920"):
+        ExtractConfig(frames_per_video=most + 1)
+    # the crops count too: 200 frames of 64 px take 2.5 MB, their 2,048 px crops 2.3 GiB
+    with pytest.raises(ValueError, match=r"^frames_per_video 200 at max_frame_side 64 and crop_size 2048 .* 2\.3 GiB"):
+        ExtractConfig(max_frame_side=64, crop_size=2048, frames_per_video=200)
+
+
 def test_experiment_options_are_checked_too(tmp_path, capsys):
     code = cli.main(["ffpp-triplet", "--out", str(tmp_path / "r"), "--no-face-score", "2"])
     assert code == 2 and "no_face_score must be a probability" in capsys.readouterr().err

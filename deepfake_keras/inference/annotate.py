@@ -34,7 +34,10 @@ def nearest_sampled(frame: int, sampled: list):
     return before if frame - before <= after - frame else after
 
 
-def _banner(report: dict) -> tuple:
+def banner_text(report: dict) -> tuple:
+    """``(text, BGR colour)`` of the banner on every frame of a video's annotated copy: the verdict, the video
+    score and the threshold (and the bags' vote), the colour of the score; a DEMO model's says first that its
+    verdicts mean nothing on real footage."""
     verdict = report.get("verdict") or report["status"]
     if report.get("video_score") is None:
         return verdict.upper(), (128, 128, 128)
@@ -42,7 +45,7 @@ def _banner(report: dict) -> tuple:
     if "votes_fake" in report:
         text += f", {report['votes_fake']}/{report['n_bags']} bags say fake"
     if report.get("demo_model"):  # a model of the DEMO data: its verdict means nothing on real footage
-        text = f"DEMO MODEL: {text}"
+        text = f"DEMO MODEL, its verdicts mean nothing on real footage: {text}"
     return text, score_colour(report["video_score"])
 
 
@@ -70,7 +73,7 @@ def annotate_video(path, out_path, report: dict, max_side: int = VIDEO_MAX_SIDE)
     faces = {f["frame"]: f for f in report["frames"]}
     sampled = sorted(report.get("sampled_frames") or faces)
     fps = float(report.get("video", {}).get("fps") or 0) or 25.0
-    banner, banner_colour = _banner(report)
+    banner, banner_colour = banner_text(report)
     tmp = out_path.with_name(f".{out_path.stem}.{uuid.uuid4().hex[:8]}.tmp.mp4")
     frames = iter_frames(path, bgr=True)
     writer = None

@@ -210,8 +210,9 @@ def per_method_accuracy(videos: pd.DataFrame, keys) -> dict:
 
 
 def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
-    """``{key: {"video": metrics, "frame": metrics}}`` on the test split: videos called by their
-    ``<key>_decision`` (see :func:`video_predictions`), AUC and EER from their scores."""
+    """``{key: {"video": metrics, "frame": metrics, "per_method": {method: accuracy}}}`` on the test split:
+    videos called by their ``<key>_decision`` (see :func:`video_predictions`), AUC and EER from their
+    scores; ``per_method`` (models with decisions, manifests with methods): :func:`per_method_accuracy`."""
     from ..evaluation import binary_metrics
 
     frames = frame_table[frame_table["split"] == "test"]
@@ -222,6 +223,8 @@ def test_metrics(frame_table: pd.DataFrame, videos: pd.DataFrame, keys) -> dict:
         out[key] = {"video": binary_metrics(test["label"], test[key], decisions=decisions)}
         if key in frames:  # models that score frames (a video-level model has no frame scores)
             out[key]["frame"] = binary_metrics(frames["label"], frames[key])
+        if decisions is not None and "method" in test:
+            out[key]["per_method"] = per_method_accuracy(test, [key])[key]
     return out
 
 
@@ -248,16 +251,37 @@ CV_METRICS = ("auc", "accuracy", "eer", "precision_real", "recall_real", "f1_rea
 
 
 def fold_summary(per_fold: list, k: int, by: str) -> dict:
-    """``metrics.json``'s ``cv``: every fold's video metrics and, per model and metric, their mean and
-    standard deviation over the folds (``ddof=1``; None where a fold lacks the metric)."""
+    """``metrics.json``'s ``cv`` from each fold's :func:`test_metrics` (``{model: {"video", "frame"?,
+    "per_method"?}}``): every fold's video metrics (``per_fold``) and, per model and metric, their mean and
+    standard deviation over the folds (``mean``, ``sd``; ``ddof=1``; None where a fold lacks the metric).
+    Beside them, in the same shape ``{"per_fold", "mean", "sd"}``: ``frame``, the frame-level metrics of
+    the models that score frames, and ``per_method``, each fold's accuracy on each manipulation's fake
+    videos and on the pristine ones (``pristine``, the video ``acc_real``), Table IV's columns."""
     models = list(per_fold[0])
-    out = {"k": int(k), "by": by, "per_fold": [{m: fold[m]["video"] for m in models} for fold in per_fold],
-           "mean": {}, "sd": {}}
+    videos = [{m: fold[m]["video"] for m in models} for fold in per_fold]
+    out = {"k": int(k), "by": by, "per_fold": videos, **_over_folds(videos, models, CV_METRICS)}
+    framed = [m for m in models if all("frame" in fold[m] for fold in per_fold)]
+    if framed:
+        frames = [{m: fold[m]["frame"] for m in framed} for fold in per_fold]
+        out["frame"] = {"per_fold": frames, **_over_folds(frames, framed, CV_METRICS)}
+    called = [m for m in models if all("per_method" in fold[m] for fold in per_fold)]
+    if called:
+        accuracy = [{m: {**fold[m]["per_method"], "pristine": fold[m]["video"].get("acc_real")} for m in called}
+                    for fold in per_fold]
+        methods = sorted({name for fold in accuracy for m in called for name in fold[m]} - {"pristine"})
+        out["per_method"] = {"per_fold": accuracy, **_over_folds(accuracy, called, [*methods, "pristine"])}
+    return out
+
+
+def _over_folds(per_fold: list, models, names) -> dict:
+    """``{"mean": {model: {name: mean}}, "sd": {...}}`` of ``per_fold`` (``[{model: {name: value}}]``) over
+    the folds; a value some fold could not give (its test videos of one class only, or no video of a
+    method) gives None: never a mean over some of the folds."""
+    out = {"mean": {}, "sd": {}}
     for m in models:
-        values = {metric: [fold[m]["video"].get(metric) for fold in per_fold] for metric in CV_METRICS}
-        # a metric some fold could not give (its test videos of one class only): none over the folds
-        out["mean"][m] = {metric: None if None in v else float(np.mean(v)) for metric, v in values.items()}
-        out["sd"][m] = {metric: None if None in v else float(np.std(v, ddof=1)) for metric, v in values.items()}
+        values = {name: [fold[m].get(name) for fold in per_fold] for name in names}
+        out["mean"][m] = {name: None if None in v else float(np.mean(v)) for name, v in values.items()}
+        out["sd"][m] = {name: None if None in v else float(np.std(v, ddof=1)) for name, v in values.items()}
     return out
 
 

@@ -4,8 +4,15 @@ The paper lists cross-dataset testing as future work; DeepfakeBench made it the 
 detector (train on FF++, test on Celeb-DF, DFDC, DFD...). Steps: the dataset's manifest (any loader of
 :data:`deepfake_keras.data.datasets.LOADERS` with labels) -> faces extracted with the bundle's own
 extraction settings into the face store (cached: a second run extracts nothing) -> every face scored by
-the bundle (triplet bundles through the store's cached FaceNet embeddings) -> each video's score and
-verdict as ``predict`` gives them (the bundle's aggregation, threshold and decision) -> metrics.
+the bundle (triplet bundles through the store's cached FaceNet embeddings; Xception bundles keep each
+bag's probabilities) -> each video's score and verdict by the very call ``predict`` makes,
+:meth:`~deepfake_keras.inference.base.Bundle.video_decision` (the bundle's aggregation, threshold and
+decision: Xception bundles by the vote of their bags) -> metrics.
+
+A label file (``metadata.json``, ``labels.csv``, ``--labels``) that lists videos which are not there stops
+the run before anything is written (:class:`~deepfake_keras.data.datasets.MissingVideos`, naming the file
+and the first of them), unless ``missing="record"`` (``--allow-missing``): then they are listed as failed.
+:func:`exit_status`: 1 when some video was not scored (unreadable, missing or without a face).
 
 Writes ``config.json``, ``predictions.csv`` (one row per video: score, verdict, faces; videos that could
 not be read or showed no face listed with their status), ``metrics.json`` (video and frame level: AUC,
@@ -15,6 +22,7 @@ RUN...`` puts several evaluations side by side.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,10 @@ from .common import default_store, extract_faces, make_run_dir
 
 EXPERIMENT = "evaluate"
 SPLITS = ("test", "all")
+#: the datasets evaluate reads: ``folder`` is a labelled folder (real/ and fake/, or ``--labels``), read by
+#: :func:`~deepfake_keras.data.datasets.labelled_manifest`; ``labelled`` is an older name of it
+DATASETS = ("celebdf", "dfd", "dfdc", "ffpp", "folder")
+ALIASES = {"labelled": "folder"}
 
 
 @dataclass(frozen=True)
@@ -38,16 +50,20 @@ class EvaluateConfig(Settings):
     dataset: str = ""
     root: str = ""
     split: str = "test"
-    labels: str | None = None  # dfdc, labelled: a CSV of labels
+    labels: str | None = None  # dfdc, folder: a CSV of labels
     splits: str | None = None  # ffpp: the split files' folder
     compression: tuple = ("c40",)
     methods: tuple = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
     store: str | None = None
     threshold: str = "calibrated"  # or "fixed": see Bundle.threshold_choice
+    missing: str = "error"  # or "record": videos a label file lists but that are not there are listed as failed
 
     def __post_init__(self):
+        object.__setattr__(self, "dataset", ALIASES.get(self.dataset, self.dataset))  # labelled -> folder
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.missing not in ("error", "record"):
+            raise ValueError(f"missing must be error or record, got {self.missing!r}")
 
 
 def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = True, command: str = "") -> Path:
@@ -70,8 +86,9 @@ def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = 
     save_json(run_dir / "config.json", record)
 
     faces, summary = extract_faces(manifest, root, store, bundle.extract_config, workers, progress)
-    faces = faces.assign(score=frame_scores(bundle, store, faces, progress))
-    predictions = video_verdicts(bundle, faces, manifest, store)
+    scores, per_model = frame_scores(bundle, store, faces, progress)
+    faces = faces.assign(score=scores)
+    predictions = video_verdicts(bundle, faces, manifest, store, per_model)
     write_csv(run_dir / "predictions.csv", predictions)
     metrics = evaluation_metrics(faces, predictions, bundle.threshold)
     metrics.update(demo_model=bundle.demo_model, threshold={"value": bundle.threshold, "source": bundle.threshold_source})
@@ -81,31 +98,49 @@ def run(config: EvaluateConfig, out=None, *, workers: int = 1, progress: bool = 
     from ..reporting import report
 
     report(run_dir)
-    video = metrics.get("video", {})
+    video = {k: float("nan") if v is None else v for k, v in metrics.get("video", {}).items()}  # None: no video
     log(f"{bundle.kind} bundle on {config.dataset} {root.name} ({config.split}): {metrics['counts']['scored']} videos "
         f"scored, video AUC {video.get('auc', float('nan')):.3f}, accuracy {video.get('accuracy', float('nan')):.3f} "
         f"({metrics['seconds']:.0f} s); results in {run_dir}")
+    counts = metrics["counts"]
+    if counts["videos"] > counts["scored"]:
+        log(f"{counts['videos'] - counts['scored']} of {counts['videos']} videos not scored ({counts['failed']} "
+            f"unreadable or missing, {counts['no_face']} with no face): listed in {run_dir / 'predictions.csv'}")
     return run_dir
 
 
-def dataset_manifest(config: EvaluateConfig) -> pd.DataFrame:
-    """The labelled videos to evaluate on (every one with ``split="all"``)."""
-    from ..data.datasets import LOADERS, DatasetError
+def exit_status(run_dir) -> int:
+    """The command's exit status, as extract and predict give it: 0 every video scored, 1 some were not
+    (unreadable, missing, or no face found; each listed in predictions.csv)."""
+    counts = json.loads((Path(run_dir) / "metrics.json").read_text())["counts"]
+    return 0 if counts["scored"] == counts["videos"] else 1
 
-    if config.dataset not in LOADERS:
-        raise DatasetError(f"unknown dataset {config.dataset!r}; one of {sorted(LOADERS)}")
-    loader = LOADERS[config.dataset]
-    if config.dataset == "ffpp":
-        manifest = loader(config.root, config.compression, config.methods, config.splits)
-    elif config.dataset == "dfd":
-        manifest = loader(config.root, config.compression)
-    elif config.dataset in ("dfdc", "labelled"):
-        manifest = loader(config.root, labels=config.labels, missing="record")
-    else:
-        manifest = loader(config.root)
+
+def dataset_manifest(config: EvaluateConfig) -> pd.DataFrame:
+    """The labelled videos to evaluate on (every one with ``split="all"``). A label file listing videos that
+    are not there raises :class:`~deepfake_keras.data.datasets.MissingVideos` unless ``config.missing`` is
+    "record"."""
+    from ..data.datasets import LOADERS, DatasetError, MissingVideos
+
+    dataset = config.dataset
+    if dataset not in DATASETS:
+        raise DatasetError(f"unknown dataset {config.dataset!r}; one of {list(DATASETS)}")
+    try:
+        if dataset == "ffpp":
+            manifest = LOADERS["ffpp"](config.root, config.compression, config.methods, config.splits)
+        elif dataset == "dfd":
+            manifest = LOADERS["dfd"](config.root, config.compression)
+        elif dataset == "dfdc":
+            manifest = LOADERS["dfdc"](config.root, labels=config.labels, missing=config.missing)
+        elif dataset == "folder":
+            manifest = LOADERS["labelled"](config.root, labels=config.labels, missing=config.missing)
+        else:
+            manifest = LOADERS[dataset](config.root)
+    except MissingVideos as e:
+        raise MissingVideos(f"{e}; nothing written (--allow-missing lists them as failed and goes on)") from None
     if (manifest["label"] < 0).any():
-        raise DatasetError(f"{config.root}: a {config.dataset} dataset has no labels; evaluate needs real and fake "
-                           f"videos (use --dataset labelled with real/ and fake/ folders or --labels)")
+        raise DatasetError(f"{config.root}: a {dataset} dataset has no labels; evaluate needs real and fake "
+                           f"videos (use --dataset folder with real/ and fake/ folders or --labels)")
     if config.split == "test":
         if not (manifest["split"] == "test").any():
             raise DatasetError(f"{config.root}: no test video in this {config.dataset} dataset (splits: "
@@ -123,13 +158,15 @@ def bundle_summary(bundle) -> dict:
             "demo_model": bundle.demo_model, "aggregation": bundle.aggregation, "decision": bundle.decision}
 
 
-def frame_scores(bundle, store: Path, faces: pd.DataFrame, progress: bool) -> np.ndarray:
-    """P(fake) of every face: triplet bundles from the store's cached FaceNet embeddings made with the
-    bundle's FaceNet, input standardisation and crop margin; other kinds from the stored crops."""
+def frame_scores(bundle, store: Path, faces: pd.DataFrame, progress: bool) -> tuple:
+    """``(scores, per_model)`` of every face, as :meth:`~deepfake_keras.inference.base.Bundle.score_faces`
+    gives them: P(fake), and where the score is a mean over several models (Xception bags) their ``(n_faces,
+    n_models)`` probabilities, else None. Triplet bundles from the store's cached FaceNet embeddings made
+    with the bundle's FaceNet, input standardisation and crop margin; other kinds from the stored crops."""
     from ..data.store import FaceStore
 
     if len(faces) == 0:
-        return np.zeros(0)
+        return np.zeros(0), None
     if hasattr(bundle, "score_embeddings"):
         from ..embeddings import embed_store
 
@@ -137,23 +174,28 @@ def frame_scores(bundle, store: Path, faces: pd.DataFrame, progress: bool) -> np
         weights = str(bundle.facenet_file) if bundle.facenet_file is not None else spec.name
         _, x = embed_store(store, weights, progress=progress, margin=bundle.facenet_margin,
                            standardization=spec.standardization, model=bundle.facenet(), faces=faces)
-        return bundle.score_embeddings(x)
+        return bundle.score_embeddings(x), None
     fs = FaceStore.open(store)
-    out = []
+    scores, per_model = [], []
     for start in range(0, len(faces), 256):
         crops = [fs.load_crop(c) for c in faces["crop"].iloc[start:start + 256]]
-        out.append(bundle.score_faces(crops)[0])
-    return np.concatenate(out)
+        score, each = bundle.score_faces(crops)
+        scores.append(score)
+        per_model.append(each)
+    return np.concatenate(scores), None if per_model[0] is None else np.concatenate(per_model)
 
 
-def video_verdicts(bundle, faces: pd.DataFrame, manifest: pd.DataFrame, store: Path) -> pd.DataFrame:
+def video_verdicts(bundle, faces: pd.DataFrame, manifest: pd.DataFrame, store: Path, per_model=None) -> pd.DataFrame:
     """One row per video of the manifest: its label, method, faces, and the bundle's score and verdict (the
-    videos that could not be read or showed no face: their status and reason, no score)."""
+    videos that could not be read or showed no face: their status and reason, no score). Each video is
+    called by ``bundle.video_decision(scores, per_model)``, the call predict makes (``per_model``: the
+    faces' per-model probabilities, row for row, see :func:`frame_scores`); an Xception bundle's rows also
+    hold how many of its bags called the video fake (``votes_fake`` of ``n_bags``)."""
     from ..data.store import FaceStore
 
     fs = FaceStore.open(store)
     rows = []
-    per_video = dict(tuple(faces.groupby("store_key", sort=False)))
+    per_video = dict(tuple(faces.reset_index(drop=True).groupby("store_key", sort=False)))
     for video in manifest.itertuples(index=False):
         row = {"store_key": video.store_key, "video_id": video.video_id, "label": int(video.label),
                "method": video.method, "group": getattr(video, "group", ""), "faces": 0, "score": np.nan,
@@ -164,7 +206,9 @@ def video_verdicts(bundle, faces: pd.DataFrame, manifest: pd.DataFrame, store: P
             row.update(status="failed" if done.get("status") == "failed" and done.get("frames_sampled", 0) == 0
                        else "no face found", reason=done.get("reason", ""))
         else:
-            decision = bundle.video_decision(mine["score"].to_numpy(), None)
+            decision = bundle.video_decision(mine["score"].to_numpy(),
+                                             None if per_model is None else per_model[mine.index.to_numpy()])
+            row.update({k: decision[k] for k in ("votes_fake", "n_bags") if k in decision})
             row.update(faces=int(len(mine)), score=decision["video_score"], verdict=decision["verdict"])
         rows.append(row)
     return pd.DataFrame(rows)

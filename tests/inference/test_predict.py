@@ -518,10 +518,67 @@ def test_the_cli_reports_a_full_disk_in_one_line_per_video_and_exits_1(triplet_b
 
 
 def test_the_banner_of_a_demo_model_says_so():
-    from deepfake_keras.inference.annotate import _banner
+    from deepfake_keras.inference.annotate import banner_text
 
     report = {"verdict": "fake", "status": "scored", "video_score": 0.8, "threshold": 0.6}
-    plain, colour = _banner(report)
-    demo, demo_colour = _banner({**report, "demo_model": True})
+    plain, colour = banner_text(report)
+    demo, demo_colour = banner_text({**report, "demo_model": True})
     assert plain.startswith("FAKE") and "0.80" in plain and "0.60" in plain
-    assert demo == f"DEMO MODEL: {plain}" and demo_colour == colour
+    assert demo == f"DEMO MODEL, its verdicts mean nothing on real footage: {plain}" and demo_colour == colour
+
+
+# ---------------------------------------------------------------- DEMO models say their verdicts mean nothing
+
+@pytest.fixture(scope="module")
+def xception_bundles(tmp_path_factory):
+    """``{demo_model: bundle}``: one random Xception bag at 71 px, saved as a DEMO run's bundle (as the
+    experiments save it when trained on the DEMO data: ``demo_model=True``) and as a real-data run's."""
+    import tensorflow as tf
+
+    from deepfake_keras.models.xception import build_xception
+
+    tmp = tmp_path_factory.mktemp("xception")
+    tf.keras.utils.set_random_seed(0)
+    build_xception(71, weights="none", fc_units=8).save_weights(tmp / "bag.weights.h5")
+    return {demo: save_bundle(tmp / f"bundle_{demo}", "xception", extract_config=ExtractConfig(frames_per_video=1),
+                              bag_weights=[tmp / "bag.weights.h5"], image_size=71, fc_units=8, demo_model=demo)
+            for demo in (False, True)}
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_predict_json_says_whether_the_model_is_a_demo_model(demo, xception_bundles, tmp_path, capsys):
+    """``--json`` and each video's JSON carry ``demo_model``: true for a bundle trained on the DEMO data."""
+    (tmp_path / "in").mkdir()
+    clip = corpus.one_frame(tmp_path / "in")
+    capsys.readouterr()
+    assert cli.main(["predict", str(clip), "--model", str(xception_bundles[demo]), "--out", str(tmp_path / "out"),
+                     "--json", "--no-gradcam", "--no-video"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    report = printed["videos"][0]
+    assert printed["demo_model"] is demo and report["demo_model"] is demo and report["status"] == "scored"
+    assert json.loads((tmp_path / "out" / "one_frame.json").read_text())["demo_model"] is demo
+
+
+def test_the_annotated_banner_of_a_demo_model_says_its_verdicts_mean_nothing(tmp_path, monkeypatch):
+    """The banner :func:`annotate.annotate_video` draws on every frame (seen through the text cv2 draws)
+    says that a DEMO model's verdicts mean nothing on real footage; another model's says nothing of the kind."""
+    drawn = []
+    put_text = cv2.putText
+
+    def record(img, text, *args, **kwargs):
+        drawn.append(text)
+        return put_text(img, text, *args, **kwargs)
+
+    monkeypatch.setattr(cv2, "putText", record)
+    clip = corpus.one_frame(tmp_path)
+    report = {"status": "scored", "verdict": "fake", "video_score": 0.8, "threshold": 0.5, "sampled_frames": [0],
+              "frames": [{"frame": 0, "box": [10.0, 10.0, 60.0, 60.0], "score": 0.8}], "video": {"fps": 25.0}}
+    banners = {}
+    for demo in (False, True):
+        drawn.clear()
+        written = annotate.annotate_video(clip, tmp_path / f"{demo}.mp4", {**report, "demo_model": demo})
+        assert written["frames"] == 1 and (tmp_path / f"{demo}.mp4").is_file()
+        banners[demo] = [t for t in drawn if "FAKE" in t]
+        assert len(banners[demo]) == 1  # one banner per frame
+    assert "DEMO" not in banners[False][0] and "mean nothing" not in banners[False][0]
+    assert "DEMO" in banners[True][0] and "mean nothing on real footage" in banners[True][0]

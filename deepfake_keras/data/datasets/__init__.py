@@ -34,15 +34,15 @@ in ... but not found``); the extractor records such a row as failed with that re
 from .celebdf import celebdf_clip, celebdf_manifest
 from .common import (CELEBDF_FOLDERS, CELEBDF_TEST_LIST, FAKE, FFPP_COMPRESSIONS, FFPP_METHODS, FFPP_SPLITS,
                      IS_FOLDER, MANIFEST_COLUMNS, MISSING, PROBLEM, REAL, UNKNOWN, VIDEO_EXTENSIONS, DatasetError,
-                     path_problem, scan_videos)
+                     MissingVideos, path_problem, scan_videos)
 from .dfdc import dfdc_manifest
 from .ffpp import dfd_manifest, ffpp_manifest, ffpp_pairs, find_ffpp_splits, read_ffpp_splits
 from .folders import folder_manifest, labelled_manifest
 
 __all__ = ["CELEBDF_FOLDERS", "CELEBDF_TEST_LIST", "FAKE", "FFPP_COMPRESSIONS", "FFPP_METHODS", "FFPP_SPLITS",
            "IS_FOLDER", "LOADERS", "MANIFEST_COLUMNS", "MISSING", "PROBLEM", "REAL", "UNKNOWN", "VIDEO_EXTENSIONS",
-           "DatasetError", "celebdf_clip", "celebdf_manifest", "dfd_manifest", "dfdc_manifest", "ffpp_manifest",
-           "ffpp_pairs", "find_ffpp_splits", "folder_manifest", "labelled_manifest", "path_problem",
+           "DatasetError", "MissingVideos", "celebdf_clip", "celebdf_manifest", "dfd_manifest", "dfdc_manifest",
+           "ffpp_manifest", "ffpp_pairs", "find_ffpp_splits", "folder_manifest", "labelled_manifest", "path_problem",
            "read_ffpp_splits", "scan_videos"]
 
 LOADERS = {"celebdf": celebdf_manifest, "ffpp": ffpp_manifest, "dfd": dfd_manifest, "dfdc": dfdc_manifest,

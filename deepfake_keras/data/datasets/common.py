@@ -32,6 +32,10 @@ class DatasetError(ValueError):
     """A dataset that is not as expected; the message says what is missing and where it looked."""
 
 
+class MissingVideos(DatasetError):
+    """A label file lists videos that are not there (raised with ``missing="error"``)."""
+
+
 # ---------------------------------------------------------------- entries on disk
 
 def path_problem(path) -> str:
@@ -169,6 +173,6 @@ def listed_problems(paths: list, source, missing: str, known=None) -> list:
             raise DatasetError(f"{source}: lists {printable(path)}, a folder, not a video file")
     absent = [printable(p) for p, problem in zip(paths, problems) if problem == "file not found"]
     if absent and missing == "error":
-        raise DatasetError(f"{source} lists {len(absent)} video(s) not found: {', '.join(absent[:5])}"
-                           f"{' ...' if len(absent) > 5 else ''}")
+        raise MissingVideos(f"{source} lists {len(absent)} video(s) not found: {', '.join(absent[:5])}"
+                            f"{' ...' if len(absent) > 5 else ''}")
     return [f"listed in {printable(source)} but not found" if q == "file not found" else q for q in problems]
