@@ -27,12 +27,17 @@ def test_a_reused_store_takes_labels_and_splits_from_the_current_manifest(tmp_pa
                                             for i, (k, s) in enumerate(first.items())}, data_root=tmp_path)
     store_config = ExtractConfig(frames_per_video=8, crop_size=32)  # the tiny store's settings
     again = {"ffpp/a/real": "test", "ffpp/b/fake": "train", "ffpp/c/real": "train"}
-    faces, summary = extract_faces(manifest_of(again, tmp_path), tmp_path / "data", store.root, store_config,
-                                   workers=0, progress=False)
+    manifest = manifest_of(again, tmp_path)
+    relabelled = manifest["store_key"] == "ffpp/c/real"  # the new manifest also corrects a label and a method
+    manifest.loc[relabelled, ["label", "method"]] = [1, "y"]
+    faces, summary = extract_faces(manifest, tmp_path / "data", store.root, store_config, workers=0, progress=False)
     assert summary.skipped == 3 and summary.done == 0  # nothing re-extracted
     by_video = faces.groupby("store_key")["split"].agg(set).to_dict()
     assert by_video == {k: {s} for k, s in again.items()}
-    assert np.array_equal(faces["label"].to_numpy(), faces["store_key"].str.contains("fake").astype(int).to_numpy())
+    expected = faces["store_key"].map(manifest.set_index("store_key")["label"])
+    assert np.array_equal(faces["label"].to_numpy(), expected.to_numpy())
+    assert set(faces.loc[faces["store_key"] == "ffpp/c/real", "label"]) == {1}  # the store says 0
+    assert set(faces.loc[faces["store_key"] == "ffpp/c/real", "method"]) == {"y"}
 
 
 # ---------------------------------------------------------------- K-fold summary (issue 13: every metric, mean ± sd)
