@@ -1,11 +1,9 @@
-"""The ``deepfake-keras`` command: every argparse of the package lives here.
-
-Subcommands are registered in :data:`COMMANDS` (name -> (help, add arguments, run)); only the named
-subcommand's options are built. The experiments take their settings from the config classes of
-:mod:`deepfake_keras.config`: an option left out keeps the paper's default on real data and the
-DEMO default without ``--data-root``. Exit status: 0 all went well, 1 some input failed (each one
-reported), 2 the command could not run (bad arguments, missing dataset parts; the message says
-what to do).
+"""The ``deepfake-keras`` command: every argparse of the package lives here. Subcommands are registered in
+:data:`COMMANDS` (name -> (help, add arguments, run)); only the named subcommand's options are built.
+The experiments take their settings from the config classes of :mod:`deepfake_keras.config`: an option left
+out keeps the paper's default on real data and the DEMO default without ``--data-root``. Exit status: 0 all
+went well, 1 some input failed (each one reported), 2 the command could not run (bad arguments, missing
+dataset parts; the message says what to do, naming the option where the library names a setting).
 """
 from __future__ import annotations
 
@@ -110,8 +108,10 @@ def _run_extract(args) -> int:
         print(f"{len(kept)} video(s) kept as stored from other files (--allow-other-files)", file=sys.stderr)
     summary = extract(manifest, args.out, config, workers=args.workers, retry_failed=args.retry_failed,
                       dataset_roots=[args.root], progress=not args.quiet, scheduler=args.scheduler, index=not shard)
-    print(summary, f"index not rebuilt (a shard): once every shard has ended, run deepfake-keras extract --merge "
-          f"--out {args.out}" if shard else f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv", sep="\n")
+    retry = "\n--retry-failed retries the videos that failed in an earlier run" if summary.failed_before else ""
+    print(summary, (f"index not rebuilt (a shard): once every shard has ended, run deepfake-keras extract --merge "
+          f"--out {args.out}" if shard else f"index: {args.out}/faces.csv, failures: {args.out}/failures.csv") + retry,
+          sep="\n")
     return 1 if summary.failed or summary.failed_before else 0
 
 
@@ -503,11 +503,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.argv = ["deepfake-keras", *argv]
     from .assets import AssetError
-
     try:
         return args.run(args)
     except (ValueError, AssetError, FileNotFoundError) as e:  # DatasetError, StoreError, WeightsError among them
-        print(f"deepfake-keras {args.command}: error: {e}", file=sys.stderr)
+        option = f" (--{e.setting.replace('_', '-')})" if getattr(e, "setting", None) else ""  # see io.about
+        print(f"deepfake-keras {args.command}: error: {e}{option}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a read-only or vanished folder: the file and the reason, no traceback
         where = f" {e.filename}" if e.filename else ""

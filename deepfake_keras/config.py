@@ -396,7 +396,7 @@ class BaselinesExperiment(_Experiment):
         super().__post_init__()
         _check_input_storage(self.input_storage)
         if self.fps < 0:
-            raise ValueError(f"--fps must be >= 0 (0 = every frame), got {self.fps}")
+            raise ValueError(f"fps must be >= 0 (0 = every frame), got {self.fps}")
         for key in ("frames_per_video", "image_size", "epochs", "batch_size", "seq_epochs", "clip_frames",
                     "clip_size", "conv_epochs", "conv_batch_size"):
             if getattr(self, key) < 1:

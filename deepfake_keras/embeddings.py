@@ -66,7 +66,7 @@ def center_margin(image: np.ndarray, from_margin: float, to_margin: float) -> np
     have covered."""
     if to_margin > from_margin + 1e-9:
         raise ValueError(f"a crop made with margin {from_margin} cannot give margin {to_margin}: re-extract "
-                         f"the faces with --margin {to_margin} or more")
+                         f"the faces with a crop margin of {to_margin} or more")
     side = image.shape[0]
     keep = int(round(side * (1 + to_margin) / (1 + from_margin)))
     start = (side - keep) // 2

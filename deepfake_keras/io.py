@@ -139,6 +139,14 @@ def csv_unescape(table):
     return table
 
 
+def about(error: BaseException, setting: str) -> BaseException:
+    """``error``, marked as mended through the setting ``setting`` (such as ``"out"``, the output folder, or
+    ``"allow_missing"``): the library states facts in its messages, and the command line names its own
+    option for the setting (``--out``, ``--allow-missing``; ``deepfake_keras.cli``). Returns ``error``."""
+    error.setting = setting
+    return error
+
+
 def log(message: str) -> None:
     """One line on stderr, prefixed ``[deepfake-keras]``."""
     print(f"[deepfake-keras] {message}", file=sys.stderr, flush=True)

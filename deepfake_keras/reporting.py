@@ -211,7 +211,7 @@ def no_face_note(metrics: dict) -> str:
     counts = metrics.get("counts", {})
     n = counts.get("test_videos_no_face", 0)
     if counts.get("no_face_score") is not None:
-        return f" {n} test video(s) had no face and were scored {counts['no_face_score']:g} (--no-face-score)."
+        return f" {n} test video(s) had no face and were scored {counts['no_face_score']:g} (the run's no-face score)."
     return f" {n} test video(s) had no face and were left out." if n else " Every test video had a face."
 
 
@@ -331,7 +331,7 @@ def _report_ffpp_baselines(run_dir: Path, config: dict, metrics: dict) -> list:
     t2 = table_2({**measured, **variants})
     t2.loc[t2["Model"].isin(list(variants)), "Row"] = "variant of Frames + LSTM/GRU"
     if triplet.get("source") == "skipped":
-        triplet_note = "Triplet row: not measured in this run (--triplet-run none)."
+        triplet_note = "Triplet row: not measured in this run (no triplet run asked for)."
     else:
         triplet_note = (f"Triplet row: semi-hard triplets + RF of the ffpp_triplet run "
                         f"{Path(triplet.get('run_dir', '')).name or triplet.get('run_dir')} "

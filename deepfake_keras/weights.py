@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .assets import FACENET_SDIST, AssetError, facenet_sdist_member
 from .config import STANDARDIZATIONS, cache_dir
-from .io import file_hash, sha256_of
+from .io import about, file_hash, sha256_of
 
 FACENET_IMAGE_SIZE = 160
 
@@ -307,7 +307,8 @@ def spec_for_file(path, standardization: str | None = None) -> WeightSpec:
     from the file and whose standardisation is ``standardization`` (default ``"fixed"``)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--facenet {path}: neither a registered name ({', '.join(sorted(WEIGHTS))}) nor a file")
+        raise about(ValueError(f"FaceNet {path}: neither a registered name ({', '.join(sorted(WEIGHTS))}) nor a file"),
+                    "facenet")
     sha = sha256_of(path)
     for spec in WEIGHTS.values():
         if spec.kind == "facenet" and spec.sha256 == sha:

@@ -31,6 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import ExtractConfig
+from ..io import about
 from .datasets import MANIFEST_COLUMNS, PROBLEM
 from .faces import FaceDetector, LANDMARKS, crop_face, select_largest
 from .store import FaceStore, StoreError
@@ -178,8 +179,8 @@ def check_outside(out: Path, roots) -> None:
     for root in roots:
         root = Path(root).resolve()
         if out == root or root in out.parents:
-            raise StoreError(f"--out {out} is inside the dataset folder {root}; the dataset is never written to, "
-                             f"choose an --out folder outside it")
+            raise about(StoreError(f"the face store {out} is inside the dataset folder {root}; the dataset is never "
+                                   f"written to, choose a store folder outside it"), "out")
 
 
 def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig(), workers: int = 0,
@@ -210,7 +211,7 @@ def extract(manifest: pd.DataFrame, out, config: ExtractConfig = ExtractConfig()
             summary.skipped += 1
             if status["status"] != "ok":
                 summary.failed_before += 1
-                summary.failures.append((row["store_key"], f"{status['reason']} (in an earlier run; --retry-failed retries)"))
+                summary.failures.append((row["store_key"], f"{status['reason']} (in an earlier run; not retried unless asked)"))
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not progress)
 
     def record(meta):

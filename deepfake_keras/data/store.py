@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExtractConfig
-from ..io import csv_text, csv_unescape, is_temp_of, write_atomic
+from ..io import about, csv_text, csv_unescape, is_temp_of, write_atomic
 from .datasets import MANIFEST_COLUMNS
 from .faces import LANDMARKS
 
@@ -105,16 +105,16 @@ class FaceStore:
             # and anything else it writes comes after its config (so look at the config again after the folder)
             others = self.root.exists() and any(not is_temp_of(p.name, _CONFIG) for p in self.root.iterdir())
             if others and not saved.is_file():
-                raise StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
-                                 f"choose an empty or new --out folder")
+                raise about(StoreError(f"{self.root} is not empty and is not a face store (no extract_config.json); "
+                                       f"choose an empty or new folder"), "out")
             write_atomic(saved, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode(), exclusive=True)
         # defaults fill the settings newer than the store (stores made before `consecutive` lack it)
         have = ExtractConfig.from_dict(read_json(saved, "extraction settings")).to_dict()
         diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
         if diff:
             desc = ", ".join(f"{k}: store has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-            raise StoreError(f"{self.root} holds faces extracted with other settings ({desc}); "
-                             f"use the same settings or another --out folder")
+            raise about(StoreError(f"{self.root} holds faces extracted with other settings ({desc}); "
+                                   f"use the same settings or another folder"), "out")
         self._clean_tmp()
 
     @classmethod

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import cache_dir
-from ..io import versions, write_atomic
+from ..io import about, versions, write_atomic
 from .card import demo_markdown
 from .plan import DEMO_VERSION, FACE_SOURCES, SIZES, SPLITS, DemoError, DemoSizes, plan_demo
 from .render import render_job
@@ -87,8 +87,9 @@ def _reuse(out: Path, settings: dict) -> dict | None:
         raise DemoError(f"{marker} is not valid JSON ({e}); delete {out} to build the demo again") from e
     if info.get("settings") != settings:
         got = info.get("settings", {})
-        raise DemoError(f"{out} holds a demo build with other settings (version {got.get('version')}, seed "
-                        f"{got.get('seed')}, faces {got.get('faces')}); choose another --out folder or delete it")
+        raise about(DemoError(f"{out} holds a demo build with other settings (version {got.get('version')}, seed "
+                              f"{got.get('seed')}, faces {got.get('faces')}); choose another folder or delete it"),
+                    "out")
     missing = [name for name in OUTPUTS if not (out / name).exists()]
     if missing:
         raise DemoError(f"{out}: the demo build is missing {', '.join(missing)}; delete {out} to build it again")
@@ -146,7 +147,7 @@ def build_demo(out, seed: int = 0, faces: str = "5celeb", progress: bool = True,
     settings = _settings(seed, faces, sizes)
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise DemoError(f"--out {out} is a file; give a folder")
+        raise about(DemoError(f"{out} is a file; give a folder"), "out")
     found = _reuse(out, settings)
     if found:
         return found
@@ -159,7 +160,7 @@ def build_demo(out, seed: int = 0, faces: str = "5celeb", progress: bool = True,
         foreign = [name for name in OUTPUTS if (out / name).exists()]
         if foreign:
             raise DemoError(f"{out} already holds {', '.join(foreign)}, not from a complete demo build; refusing to "
-                            f"overwrite. Choose another --out folder")
+                            f"overwrite. Choose another folder")
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out))
         try:

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..config import cache_dir
-from ..io import write_atomic
+from ..io import about, write_atomic
 from . import synth
 from .plan import SIZES, DemoError, DemoSizes, PhotoFilter
 
@@ -82,9 +82,9 @@ def photos_lfw(seed: int = 0, sizes: DemoSizes | None = None) -> Photos:
         people = fetch_lfw_people(data_home=str(home), min_faces_per_person=LFW_MIN_FACES, resize=0.1,
                                   download_if_missing=True)
     except Exception as e:
-        raise DemoError(f"could not fetch Labeled Faces in the Wild with scikit-learn's fetch_lfw_people "
-                        f"({type(e).__name__}: {e}); this machine may not reach its server. Use --faces 5celeb "
-                        f"(the offline default)") from e
+        raise about(DemoError(f"could not fetch Labeled Faces in the Wild with scikit-learn's fetch_lfw_people "
+                        f"({type(e).__name__}: {e}); this machine may not reach its server. Use the 5celeb faces "
+                              f"(the offline default)"), "faces") from e
     folders = [p for p in home.rglob("lfw_funneled") if p.is_dir()] + [p for p in home.rglob("lfw") if p.is_dir()]
     names = sorted({str(n) for n in people.target_names})
     sizes = sizes or SIZES["lfw"]

@@ -409,7 +409,7 @@ def read_bundle_meta(path, kinds: dict) -> dict:
     root = Path(path)
     meta_path = root / BUNDLE_FILE
     if not root.is_dir():
-        raise BundleError(f"{root}: {'not a folder' if os.path.lexists(root) else 'no such folder'}; --model takes "
+        raise BundleError(f"{root}: {'not a folder' if os.path.lexists(root) else 'no such folder'}; a model is given as "
                           f"a bundle folder (an experiment writes one to <run_dir>/bundle)")
     if not os.path.lexists(meta_path):
         hint = next((f"; did you mean {c.parent}?" for c in sorted(root.glob(f"bundle*/{BUNDLE_FILE}"))), "")

@@ -55,7 +55,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..io import printable
+from ..io import about, printable
 from .annotate import VIDEO_MAX_SIDE, annotate_video, write_gradcam
 from .schema import file_kind
 
@@ -163,9 +163,9 @@ def output_dir(out=None) -> Path:
     while not out and os.path.lexists(path):
         k += 1
         path = base.with_name(f"{base.name}-{k}")
-    name = f"--out {printable(path)}" if out else f"{printable(path)} (give --out)"
+    name = f"output folder {printable(path)}"
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{name} is a file; give a folder")
+        raise about(ValueError(f"{name} is a file; give a folder"), "out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".deepfake-keras-write-test-{uuid.uuid4().hex[:8]}"
@@ -174,7 +174,7 @@ def output_dir(out=None) -> Path:
     except OSError as e:
         parent = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
         why = f"{printable(parent)} is a file, not a folder" if parent is not None else e.strerror or str(e)
-        raise ValueError(f"{name}: cannot write there ({why})") from None
+        raise about(ValueError(f"{name}: cannot write there ({why})"), "out") from None
     return path
 
 

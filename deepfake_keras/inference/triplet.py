@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import about
 from ..config import ExtractConfig
 from ..weights import STANDARDIZATIONS
 from .base import (BUNDLE_FILE, CLASSIFIER_FILE, CLASSIFIER_TYPES, TRUSTED_TYPES, Bundle, BundleError,
@@ -113,19 +114,19 @@ class TripletBundle(Bundle):
         spec = WEIGHTS.get(fn["name"])
         if facenet_file is not None:
             if not Path(facenet_file).is_file():
-                raise BundleError(f"--facenet {facenet_file}: no such file")
+                raise about(BundleError(f"FaceNet file {facenet_file}: no such file"), "facenet")
             spec = spec_for_file(facenet_file, fn["standardization"])
             self.facenet_file = Path(facenet_file)
         elif spec is None and facenet is None:
-            raise BundleError(f"{where}: the model was trained on the FaceNet weights file {fn['file']!r} (sha256 "
-                              f"{fn['sha256']}), which is not in deepfake_keras' weights registry; give that file "
-                              f"(--facenet PATH)")
+            raise about(BundleError(f"{where}: the model was trained on the FaceNet weights file {fn['file']!r} "
+                                    f"(sha256 {fn['sha256']}), which is not in deepfake_keras' weights registry; "
+                                    f"give that file"), "facenet")
         elif spec is None:
             spec = facenet[1]
         if spec.kind != "facenet":
             raise BundleError(f"{where}: {spec.name!r} is not a FaceNet")
         if spec.sha256 != fn["sha256"] or spec.dim != fn["dim"]:
-            have = f"--facenet {facenet_file}" if facenet_file is not None else f"the registry's {spec.name}"
+            have = f"FaceNet file {facenet_file}" if facenet_file is not None else f"the registry's {spec.name}"
             raise BundleError(f"{where}: the model was trained on FaceNet {fn['name']} (sha256 {fn['sha256']}, "
                               f"{fn['dim']}-d); {have} is sha256 {spec.sha256} ({spec.dim}-d): not the weights the "
                               f"model was trained on")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import FACENET_MARGIN, cache_dir
-from ..io import log
+from ..io import about, log
 
 
 def resolve_data_root(data_root, kind: str, seed: int = 0) -> tuple:
@@ -31,7 +31,7 @@ def resolve_data_root(data_root, kind: str, seed: int = 0) -> tuple:
         return root, False
     from ..demo import demo_root
 
-    log(f"no --data-root given: using the built-in DEMO dataset ({kind} format, 5 real people; it shows the "
+    log(f"no dataset root given: using the built-in DEMO dataset ({kind} format, 5 real people; it shows the "
         f"pipeline working, not the paper's numbers)")
     root = demo_root(kind, seed=seed)
     log(f"DEMO dataset: {root}")
@@ -53,9 +53,10 @@ def make_run_dir(out, experiment: str) -> Path:
     if config.is_file():
         have = json.loads(config.read_text()).get("experiment")
         if have != experiment:
-            raise ValueError(f"{path} holds a {have!r} run; choose another --out")
+            raise about(ValueError(f"{path} holds a {have!r} run; choose another results folder"), "out")
     elif path.exists() and any(path.iterdir()):
-        raise ValueError(f"{path} is not empty and holds no run; choose another --out (nothing is overwritten)")
+        raise about(ValueError(f"{path} is not empty and holds no run; choose another results folder (nothing is "
+                               f"overwritten)"), "out")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
-from ..io import log, save_json, versions, write_csv
+from ..io import about, log, save_json, versions, write_csv
 from .common import default_store, extract_faces, make_run_dir
 
 EXPERIMENT = "evaluate"
@@ -137,14 +137,15 @@ def dataset_manifest(config: EvaluateConfig) -> pd.DataFrame:
         else:
             manifest = LOADERS[dataset](config.root)
     except MissingVideos as e:
-        raise MissingVideos(f"{e}; nothing written (--allow-missing lists them as failed and goes on)") from None
+        raise about(MissingVideos(f"{e}; nothing written (allowing missing videos lists them as failed and goes "
+                                  f"on)"), "allow_missing") from None
     if (manifest["label"] < 0).any():
         raise DatasetError(f"{config.root}: a {dataset} dataset has no labels; evaluate needs real and fake "
-                           f"videos (use --dataset folder with real/ and fake/ folders or --labels)")
+                           f"videos (a labelled folder needs real/ and fake/ folders or a labels file)")
     if config.split == "test":
         if not (manifest["split"] == "test").any():
             raise DatasetError(f"{config.root}: no test video in this {config.dataset} dataset (splits: "
-                               f"{sorted(manifest['split'].unique())}); use --split all")
+                               f"{sorted(manifest['split'].unique())}); evaluate on all of them")
         manifest = manifest[manifest["split"] == "test"].reset_index(drop=True)
     return manifest
 

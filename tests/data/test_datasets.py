@@ -60,7 +60,7 @@ def test_official_splits_sizes(ffpp_splits):
 def test_ffpp_missing_splits_says_where_it_looked(ffpp_mini, tmp_path):
     with pytest.raises(DatasetError) as e:
         ffpp_manifest(ffpp_mini, compressions="c23", methods=["Deepfakes"], splits=tmp_path)
-    assert "train.json" in str(e.value) and str(tmp_path) in str(e.value) and "--splits" in str(e.value)
+    assert "train.json" in str(e.value) and str(tmp_path) in str(e.value) and "splits folder" in str(e.value)
 
 
 def test_ffpp_missing_folder_named(ffpp_mini, ffpp_splits):

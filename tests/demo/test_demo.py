@@ -385,5 +385,5 @@ def test_lfw_photos_come_from_the_fetchers_folder(monkeypatch, tmp_path):
         raise OSError("no route to host")
 
     monkeypatch.setattr(sklearn.datasets, "fetch_lfw_people", offline)
-    with pytest.raises(plan.DemoError, match="--faces 5celeb"):
+    with pytest.raises(plan.DemoError, match="Use the 5celeb faces"):
         sources.photos_lfw(seed=0, sizes=sizes)

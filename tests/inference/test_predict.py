@@ -358,9 +358,9 @@ def test_long_names_get_a_prefix_and_a_hash(tmp_path):
 
 def test_out_that_cannot_be_made_or_written_is_one_error(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("mine")
-    with pytest.raises(ValueError, match=r"^--out .*file/sub: cannot write there \(.*file is a file, not a folder\)$"):
+    with pytest.raises(ValueError, match=r"^output folder .*file/sub: cannot write there \(.*file is a file, not a folder\)$"):
         predict.output_dir(tmp_path / "file" / "sub")
-    with pytest.raises(ValueError, match=r"^--out .*file is a file; give a folder$"):
+    with pytest.raises(ValueError, match=r"^output folder .*file is a file; give a folder$"):
         predict.output_dir(tmp_path / "file")
     assert (tmp_path / "file").read_text() == "mine"
     real_open = os.open
@@ -371,7 +371,7 @@ def test_out_that_cannot_be_made_or_written_is_one_error(tmp_path, monkeypatch):
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
-    with pytest.raises(ValueError, match=r"^--out .*ro: cannot write there \(Read-only file system\)$"):
+    with pytest.raises(ValueError, match=r"^output folder .*ro: cannot write there \(Read-only file system\)$"):
         predict.output_dir(tmp_path / "ro")
     assert list((tmp_path / "ro").iterdir()) == []
 

@@ -22,7 +22,7 @@ def find_ffpp_splits(root, splits=None) -> Path:
     raise DatasetError(
         f"FF++ split files train.json, val.json, test.json not found (looked in: {looked}). They are the "
         f"official [target, source] pair lists from the FaceForensics project (dataset/splits/ in "
-        f"github.com/ondyari/FaceForensics); pass their folder with --splits")
+        f"github.com/ondyari/FaceForensics); give their folder as the splits folder")
 
 
 def ffpp_pairs(folder) -> dict:
