@@ -35,7 +35,8 @@ the margin of the face crop FaceNet sees), ``triplet_head`` and
 ``classifier``; for Xception bundles ``xception`` (input size, ``fc1`` width,
 dropout, the bag files); ``source`` (which run and model it came from, its
 test metrics) and ``config`` (the run's resolved ``config.json``); ``files``
-(the sha256 of every other file of the folder).
+(the sha256 of every other file of the folder); ``seal`` (the sha256 of every field of ``bundle.json`` but
+``created``, ``source`` and ``config``: :func:`seal_of`).
 
 Loading (:func:`load_bundle`) refuses, with a :class:`BundleError` (a ValueError) that names the file:
 
@@ -48,7 +49,8 @@ Loading (:func:`load_bundle`) refuses, with a :class:`BundleError` (a ValueError
 - a symbolic link, FIFO, socket or device anywhere in the folder (nothing outside the folder is ever
   followed, read or hashed), more than :data:`~.schema.MAX_FILES` files, a file over
   :data:`~.schema.MAX_FILE_BYTES`, a folder over :data:`~.schema.MAX_BUNDLE_BYTES`;
-- a file whose sha256 differs from ``files``, a missing file, a file the map does not list, or a file
+- a ``bundle.json`` whose fields no longer match its ``seal`` (an edited setting), a file whose sha256
+  differs from ``files``, a missing file, a file the map does not list, or a file
   name that leaves the folder;
 - a classifier holding any type outside :data:`TRUSTED_TYPES` (checked in the skops file's schema
   before skops loads it, and again by skops itself with only those types trusted), or one that
@@ -76,7 +78,7 @@ import pandas as pd
 
 from ..config import ExtractConfig, frame_memory_problem
 from ..evaluation import AGGREGATIONS
-from ..io import printable, save_json, sha256_of, versions
+from ..io import json_bytes, printable, save_json, sha256_of, versions
 from . import schema as sc
 from .schema import (Boolean, BundleError, Choice, Const, FileName, Free, Integer, MapOf, Number, Record,
                      SchemaError, Sha256, Text, check_weights_file, read_regular, scan_folder,
@@ -91,10 +93,12 @@ DEMO_WARNING = ("WARNING: this model was trained on the DEMO data (5 people in s
 __all__ = ["BAGS_DIR", "BUNDLE_FILE", "CLASSIFIER_FILE", "CLASSIFIER_TYPES", "COMMON_FIELDS", "DECISIONS", "DEMO_WARNING",
            "EXTRACT_FIELDS", "FORMAT", "FORMAT_VERSION", "TRUSTED_TYPES", "Bundle", "BundleError", "bundle_bytes",
            "check_classifier_types", "check_weights_file", "listing", "new_bundle_dir", "read_bundle_meta",
-           "safe_name", "skops_types", "source_summary", "type_name", "validate_meta"]
+           "safe_name", "seal_of", "skops_types", "source_summary", "type_name", "validate_meta"]
 
 FORMAT = "deepfake_keras-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: bundle.json is sealed (``seal``)
+#: fields of bundle.json outside its seal: they describe where the model came from, not how it scores
+UNSEALED = ("seal", "created", "source", "config")
 BUNDLE_FILE = "bundle.json"
 DECISIONS = ("score", "vote")
 CALIBRATION_RULES = ("eer",)  # the equal-error point of the validation videos' scores
@@ -171,7 +175,18 @@ COMMON_FIELDS = {
     "source": Free(required=False),  # which run the model came from; reports copy a bounded summary
     "config": Free(required=False),  # the run's resolved config.json
     "files": MapOf(FileName(), Sha256(), min_len=1, max_len=sc.MAX_FILES),
+    "seal": Sha256(),  # of every other field but the descriptive ones (UNSEALED): see seal_of
 }
+
+
+def seal_of(meta: dict) -> str:
+    """The sha256 of ``bundle.json``'s fields that shape the model's scores (all but :data:`UNSEALED`:
+    the settings, threshold, FaceNet, head and Xception records, the versions and the file checksums),
+    as canonical JSON. The files' checksums cover the model files; the seal covers ``bundle.json``
+    itself, so an edited setting (an input size, a FaceNet margin, a threshold) is refused like an
+    edited weights file. Like the checksums it catches accidents, not adversaries."""
+    sealed = {key: value for key, value in meta.items() if key not in UNSEALED}
+    return hashlib.sha256(json_bytes(sealed)).hexdigest()
 
 
 def _major_minor(v: str) -> tuple:
@@ -375,6 +390,7 @@ class Bundle:
         try:
             meta.update(fill(tmp))
             meta["files"] = {name: sha256_of(tmp / name) for name in listing(tmp)}
+            meta["seal"] = seal_of(meta)
             validate_meta(meta, cls, tmp / BUNDLE_FILE)  # what is saved is what loads
             save_json(tmp / BUNDLE_FILE, meta)
             if out.exists():
@@ -431,6 +447,9 @@ def read_bundle_meta(path, kinds: dict) -> dict:
     if not isinstance(kind, str) or kind not in kinds:
         raise BundleError(f"{root}: unknown bundle kind {sc.shown(kind)}; one of {sorted(kinds)}")
     validate_meta(meta, kinds[kind], meta_path)
+    if seal_of(meta) != meta["seal"]:
+        raise BundleError(f"{meta_path}: edited since the bundle was made (its seal, the sha256 of its settings, "
+                          f"no longer matches); refused. Use the bundle as the experiment wrote it, or re-run it")
     _check_files(meta, root)
     return meta
 

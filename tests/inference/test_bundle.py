@@ -9,7 +9,7 @@ import skops.io as sio
 
 from deepfake_keras.config import FACENET_MARGIN, ExtractConfig
 from deepfake_keras.data.inputs import preprocess_faces
-from deepfake_keras.inference.base import BUNDLE_FILE, FORMAT_VERSION, BundleError, new_bundle_dir
+from deepfake_keras.inference.base import BUNDLE_FILE, FORMAT_VERSION, BundleError, new_bundle_dir, seal_of
 from deepfake_keras.inference.bundle import load_bundle, save_bundle
 from deepfake_keras.io import sha256_of
 from deepfake_keras.models.triplet import embed
@@ -48,9 +48,13 @@ def copy_of(saved, tmp_path):
     return shutil.copytree(saved, tmp_path / "copy")
 
 
-def edit_meta(path, change):
+def edit_meta(path, change, reseal=True):
+    """Edit ``bundle.json``; ``reseal``: as one who also recomputes its seal would (the seal catches accidents,
+    not adversaries), so that the checks behind it are reached."""
     meta = json.loads((path / BUNDLE_FILE).read_text())
     change(meta)
+    if reseal:
+        meta["seal"] = seal_of(meta)
     (path / BUNDLE_FILE).write_text(json.dumps(meta))
 
 
@@ -143,6 +147,26 @@ def test_other_format_versions_and_non_bundles_are_refused(saved, tmp_path):
         load_bundle(tmp_path)
     with pytest.raises(BundleError, match="no such folder"):
         load_bundle(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["extract"].update(crop_size=m["extract"]["crop_size"] - 1),  # a setting, still valid
+    lambda m: m["facenet"].update(margin=0.1),  # how FaceNet's crop is cut
+    lambda m: m.update(threshold=0.3),  # the decision
+    lambda m: m["versions"].update(numpy="0.0.1"),  # not checked by version, still sealed
+])
+def test_an_edited_setting_is_refused_by_its_seal_and_descriptions_are_not_sealed(saved, tmp_path, change):
+    """``bundle.json`` is sealed: a setting edited by hand (valid, so the schema lets it pass) is refused,
+    naming the file; what only describes the model's origin (source, config, created) may change."""
+    path = copy_of(saved, tmp_path)
+    before = json.loads((path / BUNDLE_FILE).read_text())
+    assert before["seal"] == seal_of(before)
+    edit_meta(path, change, reseal=False)
+    with pytest.raises(BundleError, match=r"bundle.json: edited since the bundle was made \(its seal"):
+        load_bundle(path)
+    edit_meta(path, lambda m: m.update(before), reseal=False)  # as written: loads again
+    edit_meta(path, lambda m: (m["source"].update(note="moved"), m.update(created="then")), reseal=False)
+    assert load_bundle(path).meta["source"]["note"] == "moved"
 
 
 def test_file_names_that_leave_the_bundle_are_refused(saved, tmp_path):

@@ -23,7 +23,7 @@ import pytest
 
 from deepfake_keras import cli
 from deepfake_keras.inference import annotate, predict
-from deepfake_keras.inference.base import Bundle
+from deepfake_keras.inference.base import Bundle, seal_of
 from deepfake_keras.inference.bundle import load_bundle, save_bundle
 from deepfake_keras.config import ExtractConfig
 from deepfake_keras.data.datasets import folder_manifest
@@ -218,6 +218,7 @@ def test_a_demo_model_says_its_verdicts_mean_nothing(triplet_bundle, tmp_path, c
     demo = shutil.copytree(triplet_bundle, tmp_path / "demo_bundle")
     meta = json.loads((demo / "bundle.json").read_text())
     meta["demo_model"] = True
+    meta["seal"] = seal_of(meta)  # as one who edits it on purpose
     (demo / "bundle.json").write_text(json.dumps(meta))
     inputs = tmp_path / "in"
     inputs.mkdir()
