@@ -16,10 +16,12 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["deepfake_keras", "deepfake_keras.*"]),
-    python_requires=">=3.9,<3.12",
+    # exactly 3.11: TensorFlow 2.15 and TensorFlow Addons have no wheels past it, and the pinned pandas,
+    # scikit-learn, matplotlib and av need it (the README's commands check it first, in one line)
+    python_requires="==3.11.*",
     install_requires=requirements,
-    # `deepfake-keras extract --scheduler` (Dask workers): pip install -e .[distributed]; 2024.8.0 is the last
-    # Dask release for Python 3.9 (and runs on 3.10 and 3.11)
+    # `deepfake-keras extract --scheduler` (Dask workers): pip install -e .[distributed] (the version
+    # requirements-test.txt pins)
     extras_require={"distributed": ["dask[distributed]==2024.8.0"]},
     entry_points={"console_scripts": ["deepfake-keras=deepfake_keras.cli:main"]},
 )

@@ -33,7 +33,7 @@ Steps (each skipped when already done, so a re-run with the same ``out`` resumes
    (ours, :func:`~deepfake_keras.models.conv3d.build_convlstm`).
 6. **Triplets**: the row of a finished ``ffpp_triplet`` run (``triplet_run``),
    or that experiment run now into ``<run>/triplet/`` with the same data,
-   compression, methods and seed (and its own default settings).
+   compression, methods, seed, strategy and mixed precision (and its own default settings).
 7. ``predictions.csv`` (one row per video, one column per model),
    ``frame_predictions.csv`` (frames only), ``metrics.json`` -> ``table_2.md``
    (+ ``.csv``) and ``fig_roc_baselines.png`` (:func:`deepfake_keras.reporting.report`).
@@ -94,8 +94,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
         **config.to_dict(), "experiment": EXPERIMENT, "demo": demo, "data_root": str(root), "store": str(store),
         "extract": extract_config.to_dict(), "xception_weights": weights, "conv_learning_rate": CONV_LEARNING_RATE,
         "features": f"fc1 (512-d) of the frames-only Xception trained end to end in this run (start: {weights['used']})",
-        "distribute": describe(setup["strategy"], config.batch_size, XceptionConfig.learning_rate),
-        "versions": versions(), "command": command})
+        "distribute": distribute_record(setup["strategy"], config), "versions": versions(), "command": command})
 
     faces, summary = extract_faces(manifest, root, store, extract_config, workers, progress)
     faces = faces.sort_values(["store_key", "frame"]).reset_index(drop=True)
@@ -139,6 +138,15 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     save_json(run_dir / "metrics.json", metrics)
     _report(run_dir, metrics, chosen, demo)
     return run_dir
+
+
+def distribute_record(strategy, config: BaselinesExperiment) -> dict:
+    """``config.json``'s ``distribute``: for each kind of model, the strategy's replicas and devices, its global
+    and per-replica batch and its learning rate (:func:`~deepfake_keras.training.distribute.describe`; a
+    batch that does not split evenly over the replicas fails here, before anything is trained)."""
+    return {"xception": describe(strategy, config.batch_size, XceptionConfig.learning_rate),
+            "lstm_gru": describe(strategy, SEQ_BATCH, XceptionConfig.learning_rate),
+            "conv3d_convlstm": describe(strategy, config.conv_batch_size, CONV_LEARNING_RATE)}
 
 
 # --------------------------------------------------------------------------- the steps
@@ -400,7 +408,8 @@ def triplet_row_for(config: BaselinesExperiment, run_dir: Path, root, demo: bool
     if not (out / "metrics.json").is_file():
         triplet = for_data(TripletExperiment, config.data_root, splits=config.splits, compression=config.compression,
                            methods=tuple(config.methods), seed=config.seed, demo_seed=config.demo_seed,
-                           no_face_score=config.no_face_score, folds=config.folds)
+                           no_face_score=config.no_face_score, folds=config.folds, strategy=config.strategy,
+                           mixed_precision=config.mixed_precision)
         log(f"triplet row: running the triplet experiment into {out} ({triplet})")
         ffpp_triplet.run(triplet, out, workers=workers, progress=progress)
     return {"source": "ran", **triplet_row(out, expect)}

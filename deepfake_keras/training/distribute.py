@@ -10,14 +10,24 @@ rate is not rescaled.
 ``auto`` (the default) takes ``MirroredStrategy`` when more than one GPU is visible, else the default
 strategy (one device, no copying). ``one`` is ``OneDeviceStrategy`` on the first GPU, or the CPU.
 ``mirrored`` mirrors over every GPU, or, on a machine without one, over every logical CPU device (how
-the tests check it: two logical CPUs, ``tf.config.set_logical_device_configuration``).
+the tests check it: two logical CPUs, ``tf.config.set_logical_device_configuration``). ``multiworker`` is
+``MultiWorkerMirroredStrategy`` over the machines of ``TF_CONFIG``, every GPU of each (or its CPU); it is
+built before anything touches the devices. Every worker runs the same program; only the chief's files
+(checkpoints, weights, records, logs) land in the run folder, the others write into temporary folders
+removed afterwards (:func:`write_dir`). A resumed ``multiworker`` run restores every worker from the chief's
+checkpoint, so the run folder must be on a file system all workers share.
 
 Mixed precision (``mixed_float16``) computes in float16 on GPUs that have the units for it; every
 model's output layer stays float32 (``dtype="float32"``), so probabilities and losses are float32.
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from ..config import STRATEGIES
+
+_MULTIWORKER = []  # the process's MultiWorkerMirroredStrategy, once built
 
 
 def strategy_for(name: str = "auto"):
@@ -26,15 +36,47 @@ def strategy_for(name: str = "auto"):
 
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    if name == "multiworker":  # before anything lists the devices: that starts TensorFlow's runtime, and a
+        # cluster of several workers (TF_CONFIG) must configure its collective ops before it starts (TF 2.15:
+        # "RuntimeError: Collective ops must be configured at program startup"); one per process (a run that
+        # runs another, ffpp-baselines its triplet run, trains on the same cluster)
+        if not _MULTIWORKER:
+            _MULTIWORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTIWORKER[0]
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if name == "auto":
         return tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
     if name == "one":
         return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else cpus[0])
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(gpus or cpus)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MirroredStrategy(gpus or cpus)  # mirrored
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process writes a training's files where they belong: True but on the workers of a
+    ``multiworker`` run other than its chief (worker 0, or the ``chief`` task of ``TF_CONFIG``)."""
+    import tensorflow as tf
+
+    return bool((strategy or tf.distribute.get_strategy()).extended.should_checkpoint)
+
+
+def write_dir(path, strategy=None) -> Path:
+    """Where this process writes what belongs in the folder ``path``: ``path`` itself on the chief (and
+    under every strategy but ``multiworker``); on another worker, a temporary folder of its own,
+    ``path/workertemp_<task id>``, which the caller removes (:func:`remove_write_dir`) once done. The rule of
+    the Keras multi-worker guide (and of Keras' own ``TensorBoard`` and ``BackupAndRestore``): every worker
+    runs the same saves (they may take part in collective ops), only the chief's land in the run folder."""
+    path = Path(path)
+    if is_chief(strategy):
+        return path
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return path / f"workertemp_{getattr(resolver, 'task_id', None)}"
+
+
+def remove_write_dir(written, path) -> None:
+    """Remove the temporary folder :func:`write_dir` gave a worker other than the chief (nothing else)."""
+    if Path(written) != Path(path):
+        shutil.rmtree(written, ignore_errors=True)
 
 
 def synchronize_batch_norm(model, strategy) -> int:

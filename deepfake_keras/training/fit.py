@@ -18,6 +18,11 @@ weights, optimizer state, epoch counter, early-stopping counters and history all
 the checkpoint, so training continues at the next epoch. (The shuffle order of the resumed
 epochs restarts from the seed, so a resumed run is equivalent to, not bit-identical with, an
 uninterrupted one.)
+
+Under a ``multiworker`` strategy every worker trains and saves alike, but only the chief writes into
+``out_dir`` (and the log folder); the other workers write into ``workertemp_<task id>`` folders there,
+removed when the model is done, and resume from the chief's checkpoint (a shared file system):
+:func:`deepfake_keras.training.distribute.write_dir`, the Keras multi-worker guide's rule.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import numpy as np
 
 from ..config import XceptionConfig
 from ..io import json_bytes, log, versions, write_atomic
-from .distribute import describe, synchronize_batch_norm
+from .distribute import describe, remove_write_dir, synchronize_batch_norm, write_dir
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -106,12 +111,16 @@ class EpochCheckpoint:
     present), writes the best weights to ``best-NNN.weights.h5`` when the epoch
     improves, then saves one ``tf.train.Checkpoint`` (model, optimizer, epochs
     done, best value and epoch, wait, stopped, history) numbered by the epoch.
+    It writes into ``directory`` and restores from ``restore_from`` (default: the same folder; a worker
+    other than a multi-worker run's chief writes into its own temporary folder and restores the chief's).
     """
 
-    def __init__(self, directory, model, monitor: str = "val_loss", patience=XceptionConfig.patience, min_delta: float = 0.0):
+    def __init__(self, directory, model, monitor: str = "val_loss", patience=XceptionConfig.patience, min_delta: float = 0.0,
+                 restore_from=None):
         import tensorflow as tf
 
         self.directory = Path(directory)
+        self.source = Path(directory if restore_from is None else restore_from)
         self.model = model
         self.monitor, self.min_delta = monitor, float(min_delta)
         self.patience = None if patience is None else int(patience)
@@ -143,7 +152,9 @@ class EpochCheckpoint:
 
     def restore(self) -> int:
         """Restore the latest checkpoint if there is one; returns the epochs already done (0 if none)."""
-        latest = self.manager.latest_checkpoint
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.source / CHECKPOINT_DIR))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.epochs_done.numpy())
@@ -153,7 +164,8 @@ class EpochCheckpoint:
         whose weights are loaded into ``model`` (0 if no epoch was validated: the weights stay); else the last."""
         best = int(self.best_epoch.numpy()) if validated else int(self.epochs_done.numpy())
         if validated and best:
-            load_weights(model, self.best_file(best))
+            path = self.best_file(best)  # its own copy, else (an epoch before a resume) the one it restored from
+            load_weights(model, path if path.is_file() else self.source / path.name)
         return best
 
     def cleanup(self) -> None:
@@ -255,8 +267,8 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
         done_file: the record's file name (``model.json``; ``bag.json`` for the bags).
         strategy: the ``tf.distribute`` strategy to build, compile and train under (default: the
             current one); ``settings["batch_size"]`` is the global batch (:mod:`.distribute`).
-        log_dir: where Keras' ``CSVLogger`` (``training.csv``, appended to on resume) and ``TensorBoard``
-            write the epochs' losses and metrics.
+        log_dir: where Keras' ``CSVLogger`` (``training.csv``: appended to when the run resumes from a
+            checkpoint, else written anew) and ``TensorBoard`` write the epochs' losses and metrics.
 
     Returns ``(record, model)``. A model done before is not retrained: its record, and
     ``build()`` with its saved weights.
@@ -266,23 +278,27 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
     from ..models.xception import compile_classifier
 
     out_dir = Path(out_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    work = write_dir(out_dir, strategy)  # out_dir, or (a multi-worker run's other workers) a temporary folder
     done = record_of(out_dir, done_file)
     if done is not None:  # finished; drop what a run killed just after the record may have left
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        if work == out_dir:
+            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        remove_write_dir(work, out_dir)
         return done, load_weights(build(), out_dir / done["weights"])
-    write_or_check(out_dir / SETTINGS_FILE, settings, f"{out_dir} holds an interrupted run with other settings",
-                   "use the same settings to resume it, or delete the folder")
+    if work == out_dir or (out_dir / SETTINGS_FILE).is_file():  # the chief writes it; the others check it
+        write_or_check(out_dir / SETTINGS_FILE, settings, f"{out_dir} holds an interrupted run with other settings",
+                       "use the same settings to resume it, or delete the folder")
     started = time.time()
-    strategy = strategy or tf.distribute.get_strategy()
     distribute = describe(strategy, int(settings["batch_size"]), learning_rate)  # an uneven batch fails before training
     tf.keras.utils.set_random_seed(int(seed))
     with strategy.scope():
         model = build()
         synchronize_batch_norm(model, strategy)
         model = compile_classifier(model, learning_rate, schedule_decay)
-    state = EpochCheckpoint(out_dir, model, monitor="val_loss", patience=patience)
+    state = EpochCheckpoint(work, model, monitor="val_loss", patience=patience, restore_from=out_dir)
     initial = state.restore()
-    resumed = _resume_log(out_dir, initial)
+    resumed = _resume_log(work, initial)
     if initial:
         log(f"{out_dir.name}: resuming after epoch {initial} of {epochs}")
     fit = data()
@@ -292,11 +308,12 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
         first.append(_validate_after(fit.pop("validation_data"), before_validation))
     if initial < int(epochs) and not bool(state.stopped.numpy()):
         model.fit(**fit, epochs=int(epochs), initial_epoch=initial,
-                  callbacks=[*first, state.callback, *training_logs(log_dir), *callbacks], verbose=verbose)
+                  callbacks=[*first, state.callback, *training_logs(log_dir, initial, strategy), *callbacks],
+                  verbose=verbose)
     history = state.history
     best = state.restore_best(model, validated)
     extra = finish(model) if finish is not None else {}
-    save_weights(model, out_dir / WEIGHTS_FILE)
+    save_weights(model, work / WEIGHTS_FILE)
     record = {"settings": settings, "history": history, "epochs_run": int(state.epochs_done.numpy()),
               "best_epoch": best, "stopped_early": bool(state.stopped.numpy()),
               "best_val_loss": float(state.best.numpy()) if validated and best else None,
@@ -305,24 +322,53 @@ def fit_resumable(build, data, out_dir, *, epochs: int, patience, seed: int, set
               "resumed_at": resumed, "weights": WEIGHTS_FILE, "params": int(model.count_params()),
               "distribute": distribute, **extra,
               "seconds_last_run": round(time.time() - started, 1), "versions": versions()}
-    write_atomic(out_dir / done_file, json_bytes(record))
+    write_atomic(work / done_file, json_bytes(record))
     state.cleanup()
-    (out_dir / RUNS_FILE).unlink(missing_ok=True)
+    (work / RUNS_FILE).unlink(missing_ok=True)
+    remove_write_dir(work, out_dir)
     return record, model
 
 
-def training_logs(log_dir) -> list:
+def training_logs(log_dir, resume_epoch: int = 0, strategy=None) -> list:
     """Keras callbacks writing a training's curves where people look for them: ``<log_dir>/training.csv``
-    (appended to when a run resumes) and TensorBoard event files (``tensorboard --logdir <log_dir>``);
-    none without ``log_dir``."""
+    and TensorBoard event files (``tensorboard --logdir <log_dir>``); none without ``log_dir``.
+
+    ``training.csv`` is written anew unless the training resumes from a checkpoint after ``resume_epoch``
+    epochs: then its rows of those epochs are kept (any later row, left by a run stopped between its
+    checkpoint and its log, is dropped) and the next epochs appended, so each epoch is in it once. Under a
+    ``multiworker`` ``strategy`` only the chief writes into ``log_dir``; the other workers write into a
+    temporary folder there, removed when training ends (:func:`.distribute.write_dir`)."""
     if log_dir is None:
         return []
     import tensorflow as tf
 
     log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    return [tf.keras.callbacks.CSVLogger(str(log_dir / "training.csv"), append=True),
-            tf.keras.callbacks.TensorBoard(str(log_dir), profile_batch=0, write_graph=False)]
+    work = write_dir(log_dir, strategy)
+    work.mkdir(parents=True, exist_ok=True)
+    resume_epoch = int(resume_epoch)
+    if resume_epoch:
+        _keep_epochs(work / "training.csv", resume_epoch)
+    logs = [tf.keras.callbacks.CSVLogger(str(work / "training.csv"), append=bool(resume_epoch)),
+            tf.keras.callbacks.TensorBoard(str(work), profile_batch=0, write_graph=False)]
+    if work != log_dir:
+        class RemoveAtEnd(tf.keras.callbacks.Callback):  # after the loggers have closed their files
+            def on_train_end(self, logs=None):
+                remove_write_dir(work, log_dir)
+
+        logs.append(RemoveAtEnd())
+    return logs
+
+
+def _keep_epochs(path: Path, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs (0-based ``epoch``, the first column)
+    of the CSV log ``path``, if there is one, byte for byte."""
+    if not path.is_file():
+        return
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.split(b",", 1)[0].strip().isdigit()
+                        and int(line.split(b",", 1)[0]) < epochs]
+    if kept != lines:
+        write_atomic(path, b"".join(kept))
 
 
 def _validate_after(validation, before):

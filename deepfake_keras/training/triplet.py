@@ -9,6 +9,10 @@ Random-pick triplets are drawn fresh every batch (:func:`random_triplets`).
 Everything trained here saves weights only (``.weights.h5``) plus a JSON of its settings and
 history; :func:`load_triplet_head` rebuilds the model from the JSON and loads the weights by
 layer, so no saved file ever runs code.
+
+The heads and the dense network train in seconds to minutes, so they keep no per-epoch checkpoint: a
+rerun trains them again from the start (the same seed gives the same run) and writes their CSV log
+anew. Under a ``multiworker`` strategy only the chief writes files (:func:`.distribute.write_dir`).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import tensorflow as tf
 from ..config import HeadConfig
 from ..io import versions, write_atomic
 from ..models.dense import build_dense_classifier
-from .distribute import describe
+from .distribute import describe, remove_write_dir, write_dir
 from .fit import training_logs
 from ..models.triplet import (DISTANCES, MINING, RandomTripletLoss, as_features, as_labels, build_triplet_head,
                               head_from_record, semi_hard_loss, triplet_model)
@@ -179,7 +183,8 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
         strategy: the ``tf.distribute`` strategy to train under (:mod:`.distribute`); ``batch_size`` is
             the global batch. Each batch interleaves the classes, so every replica's share holds both
             and mines its own semi-hard triplets.
-        log_dir: Keras' CSVLogger and TensorBoard logs of the epochs there.
+        log_dir: Keras' CSVLogger and TensorBoard logs of the epochs there (``training.csv`` written anew:
+            no checkpoint, so a rerun trains from the start).
 
     Returns ``(head, record)``: the trained head (input ``d`` -> unit
     ``embedding_dim``-vectors) and the dict written to the JSON: ``settings``,
@@ -234,7 +239,7 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
     fit = model.fit(_train_dataset(x_train, y_train, mining, settings["batch_size"], int(seed)),
                     steps_per_epoch=settings["steps_per_epoch"], epochs=int(epochs),
                     validation_data=(xv, yv), validation_batch_size=val_batch,
-                    callbacks=[stopper, *training_logs(log_dir)], verbose=verbose)
+                    callbacks=[stopper, *training_logs(log_dir, 0, strategy)], verbose=verbose)
     if stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)
 
@@ -244,8 +249,10 @@ def train_triplet_head(x_train, y_train, x_val, y_val, mining: str = "semi-hard"
                   best_epoch=best + 1, best_val_loss=history["val_loss"][best],
                   epochs_run=len(history["val_loss"]), distribute=distribute,
                   versions=versions())
-    if out_dir is not None:
-        save_triplet_head(head, record, out_dir)
+    if out_dir is not None:  # a multi-worker run's other workers save to a temporary folder, then drop it
+        work = write_dir(out_dir, strategy)
+        save_triplet_head(head, record, work)
+        remove_write_dir(work, out_dir)
     return head, record
 
 
@@ -279,6 +286,8 @@ def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadCon
     """Train :func:`~deepfake_keras.models.dense.build_dense_classifier` with binary cross-entropy
     (class-balanced weights), early stopping on the validation loss with the best weights kept.
 
+    ``strategy``, ``log_dir``: as for :func:`train_triplet_head`.
+
     Returns ``(classifier, trunk, history)``: the classifier outputs P(fake); the trunk
     gives its 64-d penultimate embeddings, for t-SNE.
     """
@@ -287,7 +296,8 @@ def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadCon
     if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
         raise ValueError("train_dense_classifier needs both classes in the training and the validation split")
     tf.keras.utils.set_random_seed(int(seed))
-    with (strategy or tf.distribute.get_strategy()).scope():
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
         model, trunk = build_dense_classifier(x_train.shape[1], dropout=dropout, normalize=normalize)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
     n_fake = float(y_train.sum())
@@ -296,7 +306,8 @@ def train_dense_classifier(x_train, y_train, x_val, y_val, epochs: int = HeadCon
     stopper = tf.keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
                                                patience=int(epochs if patience is None else patience))
     fit = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs), batch_size=int(batch_size),
-                    class_weight=weights, callbacks=[stopper, *training_logs(log_dir)], verbose=0, shuffle=True)
+                    class_weight=weights, callbacks=[stopper, *training_logs(log_dir, 0, strategy)], verbose=0,
+                    shuffle=True)
     if stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)
     return model, trunk, {k: [float(v) for v in vals] for k, vals in fit.history.items()}

@@ -6,6 +6,8 @@ gradients: the loss curves equal one device's up to float summation order. Where
 something on its own share (semi-hard mining within the half batch, batch-norm statistics), the runs
 differ by design, so those are checked to train, record two replicas and save what they validated."""
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -55,11 +57,13 @@ SCRIPT = textwrap.dedent(r'''
 
             try:
                 fit_resumable(build, data, f"{out_root}/resumed", epochs=4, patience=None, seed=0,
-                              settings={"batch_size": 32}, strategy=strategy, callbacks=[Stop()])
+                              settings={"batch_size": 32}, strategy=strategy, callbacks=[Stop()],
+                              log_dir=f"{out_root}/logs/resumed")
             except KeyboardInterrupt:
                 pass
             resumed, _ = fit_resumable(build, data, f"{out_root}/resumed", epochs=4, patience=None, seed=0,
-                                       settings={"batch_size": 32}, strategy=strategy)
+                                       settings={"batch_size": 32}, strategy=strategy,
+                                       log_dir=f"{out_root}/logs/resumed")
             results["resumed"] = {"history": {k: resumed["history"][k] for k in ("loss", "val_loss")},
                                   "resumed_at": resumed["resumed_at"]}
         heads = {}
@@ -107,12 +111,16 @@ def test_mean_losses_train_the_same_on_one_device_and_mirrored(runs):
 
 def test_a_mirrored_training_interrupted_resumes_where_it_stopped(runs):
     """Killed after epoch 2 and run again: epochs 3-4 continue from the checkpoint (weights and optimizer
-    state of the mirrored variables) and the curve is the uninterrupted run's."""
-    results, _ = runs
+    state of the mirrored variables) and the curve is the uninterrupted run's; its CSV log holds each
+    epoch once (the first run's two rows kept, the resumed run's two appended)."""
+    results, out = runs
     resumed = results["resumed"]
     assert resumed["resumed_at"] == [0, 2]
     for key in ("loss", "val_loss"):
         assert resumed["history"][key] == pytest.approx(results["mirrored"]["dense"][key], rel=1e-5)
+    csv = pd.read_csv(out / "logs" / "resumed" / "training.csv")
+    assert csv["epoch"].tolist() == [0, 1, 2, 3]
+    assert csv["loss"].tolist() == pytest.approx(resumed["history"]["loss"], rel=1e-6)
 
 
 def test_semi_hard_mining_per_replica_still_trains(runs):
@@ -224,3 +232,185 @@ def test_mixed_precision_keeps_every_output_float32():
             assert any(layer.compute_dtype == "float16" for layer in model.layers), model.name
     finally:
         assert set_mixed_precision(False) == "float32"
+
+
+def test_the_csv_log_is_appended_to_only_on_resume(tmp_path):
+    """training.csv is written anew by a training that starts from scratch (a rerun of the triplet head or
+    the dense net, which keep no checkpoint, must not add its epochs a second time), and on a resume from
+    a checkpoint after N epochs keeps exactly the rows of those N epochs before appending."""
+    import numpy as np
+
+    from deepfake_keras.training.fit import training_logs
+    from deepfake_keras.training.triplet import train_dense_classifier, train_triplet_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    for _ in range(2):  # a rerun
+        train_triplet_head(x, y, x, y, mining="random", epochs=2, batch_size=16, steps_per_epoch=2, seed=0,
+                           log_dir=tmp_path / "head")
+        train_dense_classifier(x, y, x, y, epochs=2, batch_size=16, seed=0, log_dir=tmp_path / "dense")
+    for name in ("head", "dense"):
+        assert pd.read_csv(tmp_path / name / "training.csv")["epoch"].tolist() == [0, 1], name
+
+    log = tmp_path / "resumed" / "training.csv"
+    log.parent.mkdir()
+    log.write_bytes(b"epoch,loss\r\n0,0.9\r\n1,0.8\r\n2,0.7\r\n")  # a row past the checkpoint of epoch 2
+    training_logs(log.parent, resume_epoch=2)
+    assert log.read_bytes() == b"epoch,loss\r\n0,0.9\r\n1,0.8\r\n"
+
+
+def test_the_nested_triplet_run_of_ffpp_baselines_keeps_the_strategy(tmp_path, monkeypatch):
+    """ffpp-baselines runs the triplet experiment for its triplet row under its own strategy and dtype policy."""
+    from deepfake_keras.config import BaselinesExperiment
+    from deepfake_keras.pipelines import ffpp_baselines, ffpp_triplet
+
+    seen = []
+
+    def run(config, out, **kwargs):
+        seen.append(config)
+        raise InterruptedError
+
+    monkeypatch.setattr(ffpp_triplet, "run", run)
+    config = BaselinesExperiment.demo(strategy="mirrored", mixed_precision=True, seed=3)
+    with pytest.raises(InterruptedError):
+        ffpp_baselines.triplet_row_for(config, tmp_path, "demo-root", True, 1, False)
+    assert (seen[0].strategy, seen[0].mixed_precision, seen[0].seed) == ("mirrored", True, 3)
+
+
+def test_ffpp_baselines_records_every_models_batch_split():
+    """config.json of ffpp-baselines: global and per-replica batch and learning rate of the Xception, the
+    LSTM/GRU and the Conv3D/ConvLSTM (over a stand-in for a strategy of 2 replicas)."""
+    from types import SimpleNamespace
+
+    from deepfake_keras.config import BaselinesExperiment, XceptionConfig
+    from deepfake_keras.pipelines.ffpp_baselines import CONV_LEARNING_RATE, SEQ_BATCH, distribute_record
+
+    two = SimpleNamespace(num_replicas_in_sync=2, extended=SimpleNamespace(worker_devices=("/cpu:0", "/cpu:1")))
+    config = BaselinesExperiment.paper(batch_size=32, conv_batch_size=8)
+    record = distribute_record(two, config)
+    want = {"xception": (32, XceptionConfig.learning_rate), "lstm_gru": (SEQ_BATCH, XceptionConfig.learning_rate),
+            "conv3d_convlstm": (8, CONV_LEARNING_RATE)}
+    for key, (batch, lr) in want.items():
+        got = record[key]
+        assert (got["replicas"], got["global_batch"], got["per_replica_batch"], got["learning_rate"]) == \
+            (2, batch, batch // 2, lr), key
+    with pytest.raises(ValueError, match="does not split evenly"):
+        distribute_record(two, BaselinesExperiment.paper(conv_batch_size=3))
+
+
+MULTIWORKER = textwrap.dedent(r'''
+    import json, os, sys
+    from pathlib import Path
+    import numpy as np
+    from deepfake_keras.config import TripletExperiment
+    from deepfake_keras.pipelines.common import training_setup
+
+    out = Path(sys.argv[1])
+    # the pipelines' own start (seeds, deterministic ops, dtype policy, then the strategy and its devices line):
+    # with TF_CONFIG naming 2 workers, anything that starts the runtime first makes the strategy fail
+    setup = training_setup(TripletExperiment.demo(strategy="multiworker"), out)
+    import tensorflow as tf
+    from deepfake_keras.training.distribute import is_chief
+    from deepfake_keras.training.fit import fit_resumable
+    from deepfake_keras.training.triplet import train_triplet_head
+    strategy = setup["strategy"]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    y = (x[:, :2].sum(axis=1) > 0).astype("int64")
+
+    def build():
+        tf.keras.utils.set_random_seed(1)
+        inputs = tf.keras.Input((8,))
+        hidden = tf.keras.layers.Dense(4, activation="relu")(inputs)
+        return tf.keras.Model(inputs, tf.keras.layers.Dense(1, activation="sigmoid", dtype="float32")(hidden))
+
+    def data():
+        return {"x": x[:64], "y": y[:64], "batch_size": 16, "shuffle": False, "validation_data": (x[64:], y[64:])}
+
+    def fit(name, **kwargs):
+        return fit_resumable(build, data, out / "models" / name, epochs=3, patience=None, seed=0,
+                             settings={"batch_size": 16}, strategy=strategy, log_dir=setup["logs"] / name, **kwargs)
+
+    class Stop(tf.keras.callbacks.Callback):  # every worker stops after epoch 2, as a killed job would
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    record, model = fit("dense")
+    try:
+        fit("resumed", callbacks=[Stop()])
+    except KeyboardInterrupt:
+        pass
+    resumed, _ = fit("resumed")
+    head, _ = train_triplet_head(x[:64], y[:64], x[64:], y[64:], mining="random", epochs=2, batch_size=16,
+                                 steps_per_epoch=2, dropout=0.0, seed=0, strategy=strategy,
+                                 out_dir=out / "models" / "triplet", log_dir=setup["logs"] / "triplet")
+    print("RESULT " + json.dumps({"chief": is_chief(strategy), "pid": os.getpid(),
+                                  "replicas": strategy.num_replicas_in_sync, "strategy": record["distribute"],
+                                  "weights": [w.tolist() for w in model.get_weights()],
+                                  "head": [w.tolist() for w in head.get_weights()],
+                                  "history": record["history"], "resumed": resumed["history"],
+                                  "resumed_at": resumed["resumed_at"]}), flush=True)
+''')
+
+
+def _free_ports(n: int) -> list:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multiworker_trains_on_two_local_workers_and_only_the_chief_writes(tmp_path):
+    """A real MultiWorkerMirroredStrategy: two worker processes on localhost (TF_CONFIG, free ports) start
+    through the pipelines' training_setup, train a small model with fit_resumable (once through, once
+    stopped after epoch 2 and resumed), and a triplet head. Both exit 0 with the same weights; the resumed
+    run continues the chief's checkpoint on both workers and ends where the uninterrupted one did; the run
+    folder holds the chief's files only (its event files carry the chief's pid; no worker's temporary
+    folder is left)."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    run = tmp_path / "run"
+    procs, logs = [], []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        logs.append((open(tmp_path / f"out{index}.txt", "w"), open(tmp_path / f"err{index}.txt", "w")))
+        procs.append(subprocess.Popen([sys.executable, "-c", MULTIWORKER, str(run)], env=env, stdout=logs[-1][0],
+                                      stderr=logs[-1][1]))
+    try:
+        codes = [proc.wait(timeout=600) for proc in procs]
+    finally:
+        for proc in procs:  # a worker whose peer died waits for it forever and ignores SIGTERM
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for files in logs:
+            for f in files:
+                f.close()
+    for index, code in enumerate(codes):
+        assert code == 0, (tmp_path / f"err{index}.txt").read_text()[-3000:]
+    results = [json.loads(next(line for line in (tmp_path / f"out{index}.txt").read_text().splitlines()
+                               if line.startswith("RESULT "))[len("RESULT "):]) for index in range(2)]
+    chief, other = results
+    assert (chief["chief"], other["chief"]) == (True, False)
+    assert chief["replicas"] == other["replicas"] == 2 and chief["strategy"]["per_replica_batch"] == 8
+    assert chief["weights"] == other["weights"] and chief["head"] == other["head"]
+    for result in results:
+        assert result["resumed_at"] == [0, 2]
+        assert result["resumed"]["loss"] == pytest.approx(chief["history"]["loss"], rel=1e-5)
+
+    files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    events = {f for f in files if "tfevents" in f}
+    assert files - events == {*(f"models/{m}/{f}" for m in ("dense", "resumed")
+                                for f in ("settings.json", "model.weights.h5", "model.json")),
+                              "models/triplet/triplet_head.json", "models/triplet/triplet_head.weights.h5",
+                              *(f"logs/{m}/training.csv" for m in ("dense", "resumed", "triplet"))}
+    assert {f.split(".")[-3] for f in events} == {str(chief["pid"])}  # events.out.tfevents.<time>.<host>.<pid>.<n>.v2
+    assert not [p for p in run.rglob("workertemp_*")]
+    assert pd.read_csv(run / "logs" / "resumed" / "training.csv")["epoch"].tolist() == [0, 1, 2]
