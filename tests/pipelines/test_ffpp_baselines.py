@@ -217,6 +217,13 @@ def test_fold_metrics_are_each_folds_own_and_summarised(cv_run):
         assert [fold[key]["accuracy"] for fold in cv["per_fold"]] == pytest.approx(accuracy)
         assert cv["mean"][key]["accuracy"] == pytest.approx(np.mean(accuracy))
         assert cv["sd"][key]["accuracy"] == pytest.approx(np.std(accuracy, ddof=1))
+        # Table IV's columns per fold: the Deepfakes called fake, the pristine called real
+        called = [(rows.loc[rows["label"] == 1, key] >= 0.5).mean() for _, rows in p.groupby("fold")]
+        pristine = [(rows.loc[rows["label"] == 0, key] < 0.5).mean() for _, rows in p.groupby("fold")]
+        per_fold = cv["per_method"]["per_fold"]
+        assert [fold[key]["Deepfakes"] for fold in per_fold] == pytest.approx(called)
+        assert [fold[key]["pristine"] for fold in per_fold] == pytest.approx(pristine)
+        assert cv["per_method"]["mean"][key]["Deepfakes"] == pytest.approx(np.mean(called))
     # each fold picks its own LSTM/GRU variant by its validation accuracy; the row copies it
     assert len(metrics["selected_per_fold"]) == 2
     for fold, chosen in enumerate(metrics["selected_per_fold"]):
