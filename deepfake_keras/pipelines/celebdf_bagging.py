@@ -26,8 +26,7 @@ from ..evaluation import binary_metrics
 from ..io import log, save_json, versions, write_csv
 from ..training.distribute import describe
 from .common import (add_faceless, calibrate, choose_facenet, choose_weights, classifier_scores, default_store, embed_faces_of,
-                     extract_faces, make_run_dir, resolve_data_root, test_metrics, training_setup,
-                     triplet_spaces, video_predictions)
+                     extract_faces, start_run, test_metrics, triplet_spaces, video_predictions)
 
 EXPERIMENT = "celebdf_xception_bagging"
 TRIPLET_MODELS = {"triplet_sgd": "Ours (Triplets) + SGD", "triplet_rf": "Ours (Triplets) + RF"}
@@ -42,11 +41,7 @@ def run(config: BaggingExperiment, out=None, *, workers: int = 1, progress: bool
     from ..data.store import FaceStore
 
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "celebdf", config.demo_seed)
-    log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaggingExperiment.paper()})")
-    run_dir = make_run_dir(out, EXPERIMENT)
-    log(f"results: {run_dir}")
-    setup = training_setup(config, run_dir)
+    root, demo, run_dir, setup = start_run(config, "celebdf", EXPERIMENT, out)
     manifest = celebdf_manifest(root)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video, fps=config.fps)
     store = Path(config.store or default_store(root, extract_config))

@@ -45,6 +45,18 @@ def default_store(root: Path, extract_config) -> Path:
     return cache_dir() / "faces" / f"{root.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
+def start_run(config, kind: str, experiment: str, out) -> tuple:
+    """The start the experiments share: the dataset (``kind``'s DEMO where ``config.data_root`` is None), the
+    settings said beside the paper's, the results folder and the training set-up. Returns
+    ``(root, is_demo, run_dir, setup)`` (:func:`resolve_data_root`, :func:`make_run_dir`,
+    :func:`training_setup`)."""
+    root, demo = resolve_data_root(config.data_root, kind, config.demo_seed)
+    log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {type(config).paper()})")
+    run_dir = make_run_dir(out, experiment)
+    log(f"results: {run_dir}")
+    return root, demo, run_dir, training_setup(config, run_dir)
+
+
 def make_run_dir(out, experiment: str) -> Path:
     """``out`` or ``results/<experiment>/<timestamp>/``; refuses a folder holding another run."""
     path = Path(out) if out else Path("results") / experiment / time.strftime("%Y%m%d-%H%M%S")

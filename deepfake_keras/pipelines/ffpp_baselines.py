@@ -61,8 +61,8 @@ import pandas as pd
 from ..config import RECURRENT_KINDS, BaselinesExperiment, ExtractConfig, TripletExperiment, XceptionConfig, for_data
 from ..io import log, save_json, versions, write_csv
 from ..training.distribute import describe
-from .common import (add_faceless, choose_weights, default_store, extract_faces, fold_summary, make_run_dir,
-                     resolve_data_root, splits_of, training_setup, video_predictions)
+from .common import (add_faceless, choose_weights, default_store, extract_faces, fold_summary, splits_of, start_run,
+                     video_predictions)
 
 EXPERIMENT = "ffpp_baselines"
 SEQ_BATCH = 32  # videos per LSTM/GRU batch (ours)
@@ -81,11 +81,7 @@ def run(config: BaselinesExperiment, out=None, *, workers: int = 1, progress: bo
     from ..data.datasets import ffpp_manifest
 
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
-    log(f"{'DEMO ' if demo else ''}settings: {config} (the paper's: {BaselinesExperiment.paper()})")
-    run_dir = make_run_dir(out, EXPERIMENT)
-    log(f"results: {run_dir}")
-    setup = training_setup(config, run_dir)
+    root, demo, run_dir, setup = start_run(config, "ffpp", EXPERIMENT, out)
     manifest = ffpp_manifest(root, config.compression, config.methods, config.splits)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video, fps=config.fps or None, consecutive=True)
     store = Path(config.store or default_store(root, extract_config))

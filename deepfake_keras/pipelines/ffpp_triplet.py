@@ -40,8 +40,8 @@ from ..config import ExtractConfig, TripletExperiment
 from ..io import log, save_json, versions, write_csv
 from ..training.distribute import describe
 from .common import (add_faceless, calibrate, choose_facenet, classifier_scores, default_store, embed_faces_of, extract_faces,
-                     fold_summary, make_run_dir, per_method_accuracy, resolve_data_root,
-                     splits_of, test_metrics, training_setup, triplet_spaces, video_predictions)
+                     fold_summary, per_method_accuracy, splits_of, start_run, test_metrics, triplet_spaces,
+                     video_predictions)
 
 EXPERIMENT = "ffpp_triplet"
 MODELS = {
@@ -68,10 +68,7 @@ def run(config: TripletExperiment, out=None, *, workers: int = 1, progress: bool
     from ..data.datasets import ffpp_manifest
 
     started = time.time()
-    root, demo = resolve_data_root(config.data_root, "ffpp", config.demo_seed)
-    run_dir = make_run_dir(out, EXPERIMENT)
-    log(f"results: {run_dir}")
-    setup = training_setup(config, run_dir)
+    root, demo, run_dir, setup = start_run(config, "ffpp", EXPERIMENT, out)
     manifest = ffpp_manifest(root, config.compression, config.methods, config.splits)
     extract_config = ExtractConfig(frames_per_video=config.frames_per_video)
     store = Path(config.store or default_store(root, extract_config))

@@ -171,7 +171,9 @@ def test_the_demo_seed_builds_the_data_and_the_seed_runs_the_experiment(monkeypa
         seen.update(data_root=data_root, kind=kind, seed=seed)
         raise Stop
 
-    monkeypatch.setattr(ffpp_triplet, "resolve_data_root", resolve)
+    from deepfake_keras.pipelines import common
+
+    monkeypatch.setattr(common, "resolve_data_root", resolve)
     with pytest.raises(Stop):
         ffpp_triplet.run(TripletExperiment.demo(seed=5), tmp_path / "r", progress=False)
     assert seen == {"data_root": None, "kind": "ffpp", "seed": 0}
