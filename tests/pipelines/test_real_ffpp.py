@@ -61,16 +61,35 @@ def test_the_papers_method_detects_real_deepfakes_in_cross_validation(cv_run, ca
 
 
 def test_a_bundle_trained_on_the_subset_scores_a_held_out_fold(cv_run, subset, tmp_path):
-    """The run's bundle (trained in fold 0) scores fold 0's test videos, which it never saw, through predict."""
+    """The run's bundle (trained in fold 0) scores all of fold 0's test videos, which it never saw: through
+    ``evaluate`` (as a labelled folder: every video, the metrics, the table, the ROC) with the run's own scores,
+    and two of them through ``predict`` (each video's report)."""
+    from sklearn.metrics import roc_auc_score
+
     predictions = pd.read_csv(cv_run / "predictions.csv", dtype={"video_id": str})
-    held_out = predictions[predictions["fold"] == 0].head(4)
+    held_out = predictions[predictions["fold"] == 0]
+    assert held_out["label"].nunique() == 2 and len(held_out) >= 10
     config = json.loads((cv_run / "config.json").read_text())
     manifest = pd.read_csv(f"{config['store']}/videos.csv").set_index("store_key")
-    paths = [manifest.loc[k, "path"] for k in held_out["store_key"]]
-    out = tmp_path / "scored"
-    assert cli.main(["predict", *paths, "--model", str(cv_run / "bundle"), "--out", str(out), "--no-video",
-                     "--quiet"]) == 0
-    reports = [json.loads((out / f"{Path(p).stem}.json").read_text()) for p in paths]
-    for report, (_, row) in zip(reports, held_out.iterrows()):
+    paths = [Path(manifest.loc[k, "path"]) for k in held_out["store_key"]]
+    labels = tmp_path / "fold_0.csv"
+    pd.DataFrame({"path": [str(p.relative_to(subset)) for p in paths],
+                  "label": ["fake" if y else "real" for y in held_out["label"]]}).to_csv(labels, index=False)
+    out = tmp_path / "evaluated"
+    assert cli.main(["evaluate", "--model", str(cv_run / "bundle"), "--dataset", "folder", "--root", str(subset),
+                     "--labels", str(labels), "--split", "all", "--out", str(out), "--quiet"]) == 0
+    scored = pd.read_csv(out / "predictions.csv", dtype={"video_id": str})
+    assert len(scored) == len(held_out) and (scored["status"] == "scored").all()
+    mine = scored.set_index("video_id")["score"]
+    run = held_out.set_index("video_id")["triplet_sgd"]
+    assert np.allclose(mine.loc[run.index], run, atol=1e-4)  # the bundle is the run's fold-0 SGD model
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["video"]["auc"] == pytest.approx(roc_auc_score(held_out["label"], run), abs=1e-3)
+    assert "AUC" in (out / "table.md").read_text() and (out / "roc.png").stat().st_size > 10_000
+    two = tmp_path / "predicted"
+    assert cli.main(["predict", *map(str, paths[:2]), "--model", str(cv_run / "bundle"), "--out", str(two),
+                     "--no-video", "--quiet"]) == 0
+    for path, (_, row) in zip(paths[:2], held_out.iterrows()):
+        report = json.loads((two / f"{path.stem}.json").read_text())
         assert report["status"] == "scored" and report["verdict"] in ("fake", "real")
         assert report["video_score"] == pytest.approx(row["triplet_sgd"], abs=1e-4)
