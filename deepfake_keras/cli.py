@@ -69,7 +69,7 @@ def _add_extract(p: argparse.ArgumentParser) -> None:
 
 
 def _run_extract(args) -> int:
-    from .data.datasets import LOADERS
+    from .data.datasets import load_manifest
     from .data.extract import extract, import_dask, merge, parse_scheduler, parse_shard, select_shard
     from .data.store import refuse_other_files
 
@@ -84,16 +84,8 @@ def _run_extract(args) -> int:
     config = ExtractConfig(frames_per_video=args.frames_per_video, fps=args.fps, consecutive=args.consecutive,
                            crop_size=args.crop_size, margin=args.margin, detect_size=args.detect_size,
                            min_face=args.min_face, batch_size=args.batch_size)
-    if not have_data:
-        manifest = None
-    elif args.dataset == "ffpp":
-        manifest = LOADERS["ffpp"](args.root, args.compression, args.methods, args.splits)
-    elif args.dataset == "dfd":
-        manifest = LOADERS["dfd"](args.root, args.compression)
-    elif args.dataset in ("dfdc", "labelled"):
-        manifest = LOADERS[args.dataset](args.root, labels=args.labels, missing=args.missing)
-    else:
-        manifest = LOADERS[args.dataset](args.root)
+    manifest = load_manifest(args.dataset, args.root, compression=args.compression, methods=args.methods,
+                             splits=args.splits, labels=args.labels, missing=args.missing) if have_data else None
     if args.merge:
         merged = merge(args.out, manifest)
         print(f"{merged}\nindex: {args.out}/faces.csv, failures: {args.out}/failures.csv")

@@ -120,22 +120,15 @@ def dataset_manifest(config: EvaluateConfig) -> pd.DataFrame:
     """The labelled videos to evaluate on (every one with ``split="all"``). A label file listing videos that
     are not there raises :class:`~deepfake_keras.data.datasets.MissingVideos` unless ``config.missing`` is
     "record"."""
-    from ..data.datasets import LOADERS, DatasetError, MissingVideos
+    from ..data.datasets import DatasetError, MissingVideos, load_manifest
 
     dataset = config.dataset
     if dataset not in DATASETS:
         raise DatasetError(f"unknown dataset {config.dataset!r}; one of {list(DATASETS)}")
-    try:
-        if dataset == "ffpp":
-            manifest = LOADERS["ffpp"](config.root, config.compression, config.methods, config.splits)
-        elif dataset == "dfd":
-            manifest = LOADERS["dfd"](config.root, config.compression)
-        elif dataset == "dfdc":
-            manifest = LOADERS["dfdc"](config.root, labels=config.labels, missing=config.missing)
-        elif dataset == "folder":
-            manifest = LOADERS["labelled"](config.root, labels=config.labels, missing=config.missing)
-        else:
-            manifest = LOADERS[dataset](config.root)
+    try:  # evaluate's "folder" is the labelled folder: evaluate needs labels
+        manifest = load_manifest("labelled" if dataset == "folder" else dataset, config.root,
+                                 compression=config.compression, methods=config.methods, splits=config.splits,
+                                 labels=config.labels, missing=config.missing)
     except MissingVideos as e:
         raise about(MissingVideos(f"{e}; nothing written (allowing missing videos lists them as failed and goes "
                                   f"on)"), "allow_missing") from None

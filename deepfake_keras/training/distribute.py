@@ -22,12 +22,20 @@ model's output layer stays float32 (``dtype="float32"``), so probabilities and l
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
 from ..config import STRATEGIES
 
-_MULTIWORKER = []  # the process's MultiWorkerMirroredStrategy, once built
+
+
+@functools.cache
+def _multiworker():
+    """The process's ``MultiWorkerMirroredStrategy``, built once."""
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def strategy_for(name: str = "auto"):
@@ -40,9 +48,7 @@ def strategy_for(name: str = "auto"):
         # cluster of several workers (TF_CONFIG) must configure its collective ops before it starts (TF 2.15:
         # "RuntimeError: Collective ops must be configured at program startup"); one per process (a run that
         # runs another, ffpp-baselines its triplet run, trains on the same cluster)
-        if not _MULTIWORKER:
-            _MULTIWORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
-        return _MULTIWORKER[0]
+        return _multiworker()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if name == "auto":

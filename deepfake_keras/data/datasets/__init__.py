@@ -42,8 +42,25 @@ from .folders import folder_manifest, labelled_manifest
 __all__ = ["CELEBDF_FOLDERS", "CELEBDF_TEST_LIST", "FAKE", "FFPP_COMPRESSIONS", "FFPP_METHODS", "FFPP_SPLITS",
            "IS_FOLDER", "LOADERS", "MANIFEST_COLUMNS", "MISSING", "PROBLEM", "REAL", "UNKNOWN", "VIDEO_EXTENSIONS",
            "DatasetError", "MissingVideos", "celebdf_clip", "celebdf_manifest", "dfd_manifest", "dfdc_manifest",
-           "ffpp_manifest", "ffpp_pairs", "find_ffpp_splits", "folder_manifest", "labelled_manifest", "path_problem",
+           "ffpp_manifest", "ffpp_pairs", "find_ffpp_splits", "folder_manifest", "labelled_manifest", "load_manifest",
+           "path_problem",
            "read_ffpp_splits", "scan_videos"]
 
 LOADERS = {"celebdf": celebdf_manifest, "ffpp": ffpp_manifest, "dfd": dfd_manifest, "dfdc": dfdc_manifest,
            "labelled": labelled_manifest, "folder": folder_manifest}
+
+
+def load_manifest(dataset: str, root, *, compression=("c40",), methods=FFPP_METHODS, splits=None, labels=None,
+                  missing: str = "error"):
+    """The manifest of the dataset of kind ``dataset`` (a key of :data:`LOADERS`) at ``root``, each loader
+    given the settings it takes: FF++ ``compression``, ``methods`` and ``splits``; DFD ``compression``;
+    DFDC and labelled folders ``labels`` and ``missing``."""
+    if dataset not in LOADERS:
+        raise DatasetError(f"unknown dataset {dataset!r}; one of {sorted(LOADERS)}")
+    if dataset == "ffpp":
+        return ffpp_manifest(root, compression, methods, splits)
+    if dataset == "dfd":
+        return dfd_manifest(root, compression)
+    if dataset in ("dfdc", "labelled"):
+        return LOADERS[dataset](root, labels=labels, missing=missing)
+    return LOADERS[dataset](root)
